@@ -1,0 +1,116 @@
+"""One typed settings object for every process of the platform.
+
+Every field can be set from the environment with the ``RECSYS_`` prefix
+(``RECSYS_GRPC_PORT=50052``). Unknown ``RECSYS_*`` variables are rejected so a
+typo never silently falls back to a default.
+"""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "RECSYS_"
+
+
+class InstanceKind(StrEnum):
+    """Where Triton runs model instances (Triton's `instance_group.kind`)."""
+
+    CPU = "KIND_CPU"
+    GPU = "KIND_GPU"
+
+
+Port = Field(ge=1, le=65535)
+
+
+class Settings(BaseSettings):
+    """All settings of the platform; see README "Configuration"."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    state_dir: Path = Path(".state")
+    database_url: SecretStr | None = None
+    """PostgreSQL URL; when unset, an embedded server is started under ``state_dir``."""
+
+    grpc_host: str = "127.0.0.1"
+    grpc_port: int = Field(50051, ge=1, le=65535)
+    metrics_port: int = Field(9464, ge=0, le=65535)
+    """Prometheus /metrics of the gRPC server; 0 disables it."""
+    dashboard_port: int = Field(8501, ge=1, le=65535)
+
+    triton_host: str = "127.0.0.1"
+    triton_http_port: int = Field(8000, ge=1, le=65535)
+    triton_grpc_port: int = Field(8001, ge=1, le=65535)
+    triton_metrics_port: int = Field(8002, ge=1, le=65535)
+    triton_instance_kind: InstanceKind = InstanceKind.CPU
+    triton_timeout_ms: int = Field(150, ge=1, le=60_000)
+    """Deadline of one Triton call; past it Recommend answers from the fallback."""
+    start_triton: bool = True
+    """`recsys up` starts a local tritonserver; set false when Triton runs elsewhere."""
+
+    admin_token: SecretStr = SecretStr("recsys-dev-token")
+    max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    shutdown_grace_s: float = Field(10.0, ge=0)
+    impression_flush_ms: int = Field(200, ge=1)
+    impression_batch_size: int = Field(1000, ge=1)
+    index_refresh_s: float = Field(2.0, gt=0)
+    """How often a server picks up items and statistics written by other replicas."""
+
+    demo_items: int = Field(3000, ge=10, le=1_000_000)
+    simulate_rate: float = Field(4.0, gt=0)
+    """Recommend calls per second made by the demo traffic simulator."""
+    log_level: str = "INFO"
+
+    @field_validator("log_level")
+    @classmethod
+    def _upper(cls, value: str) -> str:
+        value = value.upper()
+        if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+            raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
+        return value
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        ports = {
+            "grpc_port": self.grpc_port,
+            "dashboard_port": self.dashboard_port,
+            "triton_http_port": self.triton_http_port,
+            "triton_grpc_port": self.triton_grpc_port,
+            "triton_metrics_port": self.triton_metrics_port,
+        }
+        if self.metrics_port:
+            ports["metrics_port"] = self.metrics_port
+        seen: dict[int, str] = {}
+        for name, port in ports.items():
+            if port in seen:
+                raise ValueError(f"{name} and {seen[port]} are both {port}")
+            seen[port] = name
+        return self
+
+    @property
+    def triton_grpc_url(self) -> str:
+        return f"{self.triton_host}:{self.triton_grpc_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        host = "127.0.0.1" if self.grpc_host in {"0.0.0.0", "::", "[::]"} else self.grpc_host
+        return f"{host}:{self.grpc_port}"
+
+    @property
+    def model_repository(self) -> Path:
+        """The runtime model repository Triton serves (weights and versions live here)."""
+        return self.state_dir / "model_repository"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment, rejecting unknown ``RECSYS_*`` variables."""
+    known = {ENV_PREFIX + name.upper() for name in Settings.model_fields}
+    unknown = sorted(k for k in os.environ if k.startswith(ENV_PREFIX) and k not in known)
+    if unknown:
+        raise ValueError(f"unknown settings in the environment: {', '.join(unknown)}")
+    return Settings(**overrides)
