@@ -1,0 +1,30 @@
+"""Triton adapter for the content encoder (torch module in serving/models/content_encoder.py)."""
+
+import numpy as np
+import torch
+import triton_python_backend_utils as pb_utils
+
+from serving.models.content_encoder import ContentEncoder
+
+
+class TritonPythonModel:
+    def initialize(self, args):
+        gpu = args["model_instance_kind"] == "GPU"
+        self.device = torch.device(f"cuda:{args['model_instance_device_id']}" if gpu else "cpu")
+        self.encoder = ContentEncoder().to(self.device).eval()
+
+    def execute(self, requests):
+        # One forward pass for every request the dynamic batcher handed us.
+        texts, sizes = [], []
+        for request in requests:
+            raw = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)
+            decoded = [t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in raw]
+            texts.extend(decoded)
+            sizes.append(len(decoded))
+        embeddings = self.encoder.encode(texts)
+        responses, start = [], 0
+        for size in sizes:
+            out = pb_utils.Tensor("EMBEDDING", np.ascontiguousarray(embeddings[start : start + size]))
+            responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
+            start += size
+        return responses

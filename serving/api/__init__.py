@@ -1,0 +1,1 @@
+"""gRPC transport: servicers translate protos to the domain and back, nothing else."""

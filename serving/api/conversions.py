@@ -1,0 +1,120 @@
+"""Proto <-> domain conversions, in one place (the domain never sees pb2 types)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from google.protobuf.timestamp_pb2 import Timestamp
+from recsys.v1 import recsys_pb2 as pb
+
+from serving.domain import EventType, FeedbackEvent, Item, Recommendation, RecommendQuery
+from serving.errors import InvalidArgument
+from serving.ranking.parameters import Parameters, ParameterVersion
+
+
+def _datetime(field: str, stamp: Timestamp) -> datetime:
+    try:
+        return stamp.ToDatetime(tzinfo=UTC)
+    except (ValueError, OverflowError) as error:
+        raise InvalidArgument(field, f"invalid timestamp ({error})") from None
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def query_from_proto(request: pb.RecommendRequest) -> RecommendQuery:
+    return RecommendQuery(
+        user_id=request.user_id,
+        session_id=request.session_id,
+        k=request.k,
+        exclude_item_ids=frozenset(request.exclude_item_ids),
+        context=dict(request.context),
+    )
+
+
+def recommendation_to_proto(rec: Recommendation) -> pb.RecommendResponse:
+    return pb.RecommendResponse(
+        recommendation_id=rec.recommendation_id,
+        items=[
+            pb.ScoredItem(
+                item_id=item.item_id,
+                score=item.score,
+                components=item.components,
+                because_item_ids=item.because_item_ids,
+            )
+            for item in rec.items
+        ],
+        model_version=rec.model_version,
+        degraded=rec.degraded,
+        variant=rec.variant,
+        parameter_version=rec.parameter_version,
+    )
+
+
+def events_from_proto(request: pb.LogFeedbackRequest, now: datetime) -> list[FeedbackEvent]:
+    """Events of a call; a missing timestamp means "now"."""
+    events = []
+    for index, event in enumerate(request.events):
+        try:
+            event_type = EventType(event.type)
+        except ValueError:
+            raise InvalidArgument(f"events[{index}].type", f"unknown value {event.type}") from None
+        occurred = (
+            _datetime(f"events[{index}].timestamp", event.timestamp)
+            if event.HasField("timestamp")
+            else now
+        )
+        events.append(
+            FeedbackEvent(
+                event_id=event.event_id,
+                user_id=event.user_id,
+                session_id=event.session_id,
+                item_id=event.item_id,
+                type=event_type,
+                occurred_at=occurred,
+                recommendation_id=event.recommendation_id,
+                value=event.value,
+            )
+        )
+    return events
+
+
+def items_from_proto(request: pb.UpsertItemsRequest) -> list[Item]:
+    return [
+        Item(
+            item_id=item.item_id,
+            title=item.title,
+            description=item.description,
+            categories=tuple(item.categories),
+            tags=tuple(item.tags),
+            published_at=(
+                _datetime(f"items[{index}].published_at", item.published_at)
+                if item.HasField("published_at")
+                else None
+            ),
+            attributes=dict(item.attributes),
+        )
+        for index, item in enumerate(request.items)
+    ]
+
+
+def parameters_to_proto(parameters: Parameters) -> pb.Parameters:
+    return pb.Parameters(**parameters.model_dump())
+
+
+def parameters_from_proto(message: pb.Parameters) -> dict[str, Any]:
+    return {name: getattr(message, name) for name in Parameters.model_fields}
+
+
+def parameter_version_to_proto(version: ParameterVersion) -> pb.ParameterVersion:
+    return pb.ParameterVersion(
+        version=version.version,
+        parameters=parameters_to_proto(version.parameters),
+        changed_by=version.changed_by,
+        reason=version.reason,
+        created_at=_timestamp(version.created_at),
+    )

@@ -1,0 +1,105 @@
+"""Cross-cutting server behaviour: admin authentication, error mapping, metrics."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from prometheus_client import Counter, Histogram
+
+from serving.errors import RecsysError, Unauthenticated
+
+log = logging.getLogger(__name__)
+
+REQUESTS = Counter("recsys_grpc_requests_total", "gRPC requests by method and status.",
+                   ["method", "code"])
+LATENCY = Histogram(
+    "recsys_grpc_request_seconds",
+    "gRPC request latency by method.",
+    ["method"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10),
+)
+
+Behavior = Callable[[Any, grpc.aio.ServicerContext], Awaitable[Any]]
+
+
+def _wrap_unary(
+    handler: grpc.RpcMethodHandler, wrapper: Callable[[Behavior], Behavior]
+) -> grpc.RpcMethodHandler:
+    return grpc.unary_unary_rpc_method_handler(
+        wrapper(handler.unary_unary),
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
+
+
+class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Maps domain errors to their status, anything else to a generic INTERNAL (logged
+    with its trace), and records request counts and latency by method and status."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        method = details.method.rsplit("/", 1)[-1]
+
+        def wrapper(behavior: Behavior) -> Behavior:
+            async def observed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                started = time.perf_counter()
+                code = "OK"
+                try:
+                    return await behavior(request, context)
+                except RecsysError as error:
+                    code = error.status
+                    await context.abort(getattr(grpc.StatusCode, error.status), str(error))
+                except grpc.aio.AbortError:
+                    code = "ABORTED_BY_HANDLER"
+                    raise
+                except Exception:
+                    code = "INTERNAL"
+                    log.exception("unexpected error in %s", method)
+                    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                finally:
+                    REQUESTS.labels(method, code).inc()
+                    LATENCY.labels(method).observe(time.perf_counter() - started)
+
+            return observed
+
+        return _wrap_unary(handler, wrapper)
+
+
+class AdminAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Methods of the services in ``protected`` need ``authorization: Bearer <token>``."""
+
+    def __init__(self, token: str, protected: tuple[str, ...] = ("/recsys.v1.Admin/",)) -> None:
+        self._expected = f"Bearer {token}".encode()
+        self._protected = protected
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(details)
+        if handler is None or not details.method.startswith(self._protected):
+            return handler
+        metadata = dict(details.invocation_metadata or ())
+        given = str(metadata.get("authorization", "")).encode()
+        if hmac.compare_digest(given, self._expected):
+            return handler
+
+        def wrapper(_: Behavior) -> Behavior:
+            async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                raise Unauthenticated("missing or wrong admin token (authorization: Bearer ...)")
+
+            return refuse
+
+        return _wrap_unary(handler, wrapper)

@@ -1,0 +1,73 @@
+"""The Recommender and Admin servicers: translate, delegate, translate back."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+from recsys.v1 import recsys_pb2 as pb
+from recsys.v1 import recsys_pb2_grpc as pb_grpc
+
+from serving.api import conversions as convert
+from serving.ranking.admin import AdminService
+from serving.ranking.service import RecommenderService
+
+
+class RecommenderServicer(pb_grpc.RecommenderServicer):
+    def __init__(self, service: RecommenderService) -> None:
+        self._service = service
+
+    async def Recommend(
+        self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RecommendResponse:
+        recommendation = await self._service.recommend(convert.query_from_proto(request))
+        return convert.recommendation_to_proto(recommendation)
+
+    async def LogFeedback(
+        self, request: pb.LogFeedbackRequest, context: grpc.aio.ServicerContext
+    ) -> pb.LogFeedbackResponse:
+        events = convert.events_from_proto(request, datetime.now(UTC))
+        result = await self._service.log_feedback(events)
+        return pb.LogFeedbackResponse(accepted=result.accepted, duplicates=result.duplicates)
+
+    async def UpsertItems(
+        self, request: pb.UpsertItemsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpsertItemsResponse:
+        upserted = await self._service.upsert_items(convert.items_from_proto(request))
+        return pb.UpsertItemsResponse(upserted=upserted)
+
+    async def ForgetUser(
+        self, request: pb.ForgetUserRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ForgetUserResponse:
+        deleted = await self._service.forget_user(request.user_id)
+        return pb.ForgetUserResponse(deleted_events=deleted)
+
+
+class AdminServicer(pb_grpc.AdminServicer):
+    def __init__(self, service: AdminService) -> None:
+        self._service = service
+
+    async def GetParameters(
+        self, request: pb.GetParametersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetParametersResponse:
+        version = await self._service.get()
+        return pb.GetParametersResponse(current=convert.parameter_version_to_proto(version))
+
+    async def UpdateParameters(
+        self, request: pb.UpdateParametersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.UpdateParametersResponse:
+        version = await self._service.update(
+            convert.parameters_from_proto(request.parameters),
+            request.update_mask,
+            request.changed_by,
+            request.reason,
+        )
+        return pb.UpdateParametersResponse(current=convert.parameter_version_to_proto(version))
+
+    async def ListParameterHistory(
+        self, request: pb.ListParameterHistoryRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListParameterHistoryResponse:
+        versions = await self._service.history(request.limit)
+        return pb.ListParameterHistoryResponse(
+            versions=[convert.parameter_version_to_proto(v) for v in versions]
+        )

@@ -1,0 +1,14 @@
+"""The typed Python SDK: ``RecsysClient`` (blocking) and ``AsyncRecsysClient`` (asyncio)."""
+
+from serving.client.aio import AsyncRecsysClient
+from serving.client.sync import RecsysClient
+from serving.client.types import Event, FeedbackResult, Recommendation, RecommendedItem
+
+__all__ = [
+    "AsyncRecsysClient",
+    "Event",
+    "FeedbackResult",
+    "Recommendation",
+    "RecommendedItem",
+    "RecsysClient",
+]

@@ -1,0 +1,97 @@
+"""Asyncio SDK client, the twin of ``RecsysClient``."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from recsys.v1 import recsys_pb2 as pb
+from recsys.v1 import recsys_pb2_grpc as pb_grpc
+
+from serving.client import types as t
+from serving.domain import Item
+
+R = TypeVar("R")
+
+
+class AsyncRecsysClient:
+    """``async with AsyncRecsysClient("localhost:50051") as client: ...``"""
+
+    def __init__(
+        self,
+        target: str,
+        token: str | None = None,
+        *,
+        timeout_s: float = t.DEFAULT_TIMEOUT_S,
+        retries: int = 3,
+    ) -> None:
+        self._channel = grpc.aio.insecure_channel(target)
+        self._recommender = pb_grpc.RecommenderStub(self._channel)
+        self._admin = pb_grpc.AdminStub(self._channel)
+        self._metadata = t.auth_metadata(token)
+        self._timeout = timeout_s
+        self._retries = retries
+
+    async def _call(
+        self, method: Callable[..., Awaitable[R]], request: Any, admin: bool = False
+    ) -> R:
+        metadata = self._metadata if admin else ()
+        for delay in [*t.backoff_delays(self._retries), None]:
+            try:
+                return await method(request, timeout=self._timeout, metadata=metadata)
+            except grpc.aio.AioRpcError as error:
+                if delay is None or error.code() not in t.RETRYABLE:
+                    raise
+                await asyncio.sleep(delay)
+        raise AssertionError("unreachable")
+
+    async def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        *,
+        session_id: str = "",
+        exclude: Iterable[str] = (),
+        context: Mapping[str, str] | None = None,
+    ) -> t.Recommendation:
+        request = t.recommend_request(user_id, k, session_id, exclude, context or {})
+        return t.recommendation_from_proto(await self._call(self._recommender.Recommend, request))
+
+    async def log_feedback(self, events: Sequence[t.Event]) -> t.FeedbackResult:
+        response = await self._call(self._recommender.LogFeedback, t.feedback_request(events))
+        return t.FeedbackResult(response.accepted, response.duplicates)
+
+    async def upsert_items(self, items: Sequence[Item]) -> int:
+        response = await self._call(self._recommender.UpsertItems, t.upsert_request(items))
+        return int(response.upserted)
+
+    async def forget_user(self, user_id: str) -> int:
+        request = pb.ForgetUserRequest(user_id=user_id)
+        return int((await self._call(self._recommender.ForgetUser, request)).deleted_events)
+
+    async def get_parameters(self) -> dict[str, Any]:
+        response = await self._call(self._admin.GetParameters, pb.GetParametersRequest(), True)
+        return t.parameters_from_proto(response.current)
+
+    async def update_parameters(
+        self, changes: Mapping[str, Any], *, changed_by: str, reason: str
+    ) -> dict[str, Any]:
+        request = t.update_parameters_request(changes, changed_by, reason)
+        response = await self._call(self._admin.UpdateParameters, request, True)
+        return t.parameters_from_proto(response.current)
+
+    async def parameter_history(self, limit: int = 50) -> list[dict[str, Any]]:
+        request = pb.ListParameterHistoryRequest(limit=limit)
+        response = await self._call(self._admin.ListParameterHistory, request, True)
+        return [t.parameters_from_proto(v) for v in response.versions]
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def __aenter__(self) -> AsyncRecsysClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.close()

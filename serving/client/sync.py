@@ -1,0 +1,97 @@
+"""Blocking SDK client."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+import grpc
+from recsys.v1 import recsys_pb2 as pb
+from recsys.v1 import recsys_pb2_grpc as pb_grpc
+
+from serving.client import types as t
+from serving.domain import Item
+
+R = TypeVar("R")
+
+
+class RecsysClient:
+    """``RecsysClient("localhost:50051", token=...)``: typed calls with deadlines and
+    retries with backoff on UNAVAILABLE (LogFeedback retries are safe: event ids)."""
+
+    def __init__(
+        self,
+        target: str,
+        token: str | None = None,
+        *,
+        timeout_s: float = t.DEFAULT_TIMEOUT_S,
+        retries: int = 3,
+        channel: grpc.Channel | None = None,
+    ) -> None:
+        self._channel = channel or grpc.insecure_channel(target)
+        self._recommender = pb_grpc.RecommenderStub(self._channel)
+        self._admin = pb_grpc.AdminStub(self._channel)
+        self._metadata = t.auth_metadata(token)
+        self._timeout = timeout_s
+        self._retries = retries
+
+    def _call(self, method: Callable[..., R], request: Any, admin: bool = False) -> R:
+        metadata = self._metadata if admin else ()
+        for delay in [*t.backoff_delays(self._retries), None]:
+            try:
+                return method(request, timeout=self._timeout, metadata=metadata)
+            except grpc.RpcError as error:
+                if delay is None or error.code() not in t.RETRYABLE:
+                    raise
+                time.sleep(delay)
+        raise AssertionError("unreachable")
+
+    def recommend(
+        self,
+        user_id: str,
+        k: int = 10,
+        *,
+        session_id: str = "",
+        exclude: Iterable[str] = (),
+        context: Mapping[str, str] | None = None,
+    ) -> t.Recommendation:
+        request = t.recommend_request(user_id, k, session_id, exclude, context or {})
+        return t.recommendation_from_proto(self._call(self._recommender.Recommend, request))
+
+    def log_feedback(self, events: Sequence[t.Event]) -> t.FeedbackResult:
+        response = self._call(self._recommender.LogFeedback, t.feedback_request(events))
+        return t.FeedbackResult(response.accepted, response.duplicates)
+
+    def upsert_items(self, items: Sequence[Item]) -> int:
+        return int(self._call(self._recommender.UpsertItems, t.upsert_request(items)).upserted)
+
+    def forget_user(self, user_id: str) -> int:
+        request = pb.ForgetUserRequest(user_id=user_id)
+        return int(self._call(self._recommender.ForgetUser, request).deleted_events)
+
+    def get_parameters(self) -> dict[str, Any]:
+        response = self._call(self._admin.GetParameters, pb.GetParametersRequest(), admin=True)
+        return t.parameters_from_proto(response.current)
+
+    def update_parameters(
+        self, changes: Mapping[str, Any], *, changed_by: str, reason: str
+    ) -> dict[str, Any]:
+        request = t.update_parameters_request(changes, changed_by, reason)
+        return t.parameters_from_proto(
+            self._call(self._admin.UpdateParameters, request, admin=True).current
+        )
+
+    def parameter_history(self, limit: int = 50) -> list[dict[str, Any]]:
+        request = pb.ListParameterHistoryRequest(limit=limit)
+        response = self._call(self._admin.ListParameterHistory, request, admin=True)
+        return [t.parameters_from_proto(v) for v in response.versions]
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def __enter__(self) -> RecsysClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()

@@ -1,0 +1,158 @@
+"""What the SDK takes and returns, and the request building both clients share."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+from recsys.v1 import recsys_pb2 as pb
+
+from serving.domain import EventType, Item
+
+RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
+DEFAULT_TIMEOUT_S = 5.0
+
+
+@dataclass(frozen=True)
+class RecommendedItem:
+    item_id: str
+    score: float
+    components: dict[str, float]
+    because_item_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    recommendation_id: str
+    items: tuple[RecommendedItem, ...]
+    model_version: str
+    degraded: bool
+    variant: str
+    parameter_version: int
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [item.item_id for item in self.items]
+
+
+@dataclass(frozen=True)
+class Event:
+    """One piece of feedback; ``event_id`` and ``timestamp`` are filled in when absent,
+    so a retried call carries the same ones and is counted once."""
+
+    item_id: str
+    type: EventType | str
+    user_id: str = ""
+    session_id: str = ""
+    recommendation_id: str = ""
+    value: float = 0.0
+    event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    accepted: int
+    duplicates: int
+
+
+def event_type(value: EventType | str) -> EventType:
+    if isinstance(value, EventType):
+        return value
+    return EventType[value.upper().removeprefix("EVENT_TYPE_")]
+
+
+def _timestamp(moment: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(moment)
+    return stamp
+
+
+def recommend_request(
+    user_id: str, k: int, session_id: str, exclude: Iterable[str], context: Mapping[str, str]
+) -> pb.RecommendRequest:
+    return pb.RecommendRequest(
+        user_id=user_id, session_id=session_id, k=k, exclude_item_ids=list(exclude),
+        context=dict(context),
+    )
+
+
+def feedback_request(events: Sequence[Event]) -> pb.LogFeedbackRequest:
+    return pb.LogFeedbackRequest(
+        events=[
+            pb.FeedbackEvent(
+                event_id=e.event_id,
+                user_id=e.user_id,
+                session_id=e.session_id,
+                item_id=e.item_id,
+                type=int(event_type(e.type)),
+                recommendation_id=e.recommendation_id,
+                timestamp=_timestamp(e.timestamp),
+                value=e.value,
+            )
+            for e in events
+        ]
+    )
+
+
+def upsert_request(items: Sequence[Item]) -> pb.UpsertItemsRequest:
+    messages = []
+    for item in items:
+        message = pb.Item(
+            item_id=item.item_id, title=item.title, description=item.description,
+            categories=list(item.categories), tags=list(item.tags),
+            attributes=dict(item.attributes),
+        )
+        if item.published_at is not None:
+            message.published_at.CopyFrom(_timestamp(item.published_at))
+        messages.append(message)
+    return pb.UpsertItemsRequest(items=messages)
+
+
+def update_parameters_request(
+    changes: Mapping[str, Any], changed_by: str, reason: str
+) -> pb.UpdateParametersRequest:
+    return pb.UpdateParametersRequest(
+        parameters=pb.Parameters(**changes), update_mask=list(changes),
+        changed_by=changed_by, reason=reason,
+    )
+
+
+def recommendation_from_proto(response: pb.RecommendResponse) -> Recommendation:
+    return Recommendation(
+        recommendation_id=response.recommendation_id,
+        items=tuple(
+            RecommendedItem(i.item_id, i.score, dict(i.components), tuple(i.because_item_ids))
+            for i in response.items
+        ),
+        model_version=response.model_version,
+        degraded=response.degraded,
+        variant=response.variant,
+        parameter_version=response.parameter_version,
+    )
+
+
+def parameters_from_proto(version: pb.ParameterVersion) -> dict[str, Any]:
+    """A parameter version as a plain dict (values under "parameters")."""
+    params = version.parameters
+    return {
+        "version": version.version,
+        "parameters": {f.name: getattr(params, f.name) for f in params.DESCRIPTOR.fields},
+        "changed_by": version.changed_by,
+        "reason": version.reason,
+        "created_at": version.created_at.ToDatetime(tzinfo=UTC),
+    }
+
+
+def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),) if token else ()
+
+
+def backoff_delays(retries: int, base_s: float = 0.1, cap_s: float = 2.0) -> list[float]:
+    """Exponential backoff between attempts: base, 2*base, ... capped."""
+    return [min(cap_s, base_s * 2**attempt) for attempt in range(retries)]

@@ -1,0 +1,107 @@
+"""Domain types shared by the orchestrator, the store and the SDK; no transport here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import IntEnum
+
+
+class EventType(IntEnum):
+    """What a user did with an item (same numbers as the proto enum)."""
+
+    UNSPECIFIED = 0
+    CLICK = 1
+    LIKE = 2
+    DISLIKE = 3
+    SKIP = 4
+    ADD_TO_CART = 5
+    PURCHASE = 6
+
+
+NEGATIVE_EVENTS = frozenset({EventType.DISLIKE, EventType.SKIP})
+POSITIVE_EVENTS = frozenset(
+    {EventType.CLICK, EventType.LIKE, EventType.ADD_TO_CART, EventType.PURCHASE}
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: str
+    title: str
+    description: str = ""
+    categories: tuple[str, ...] = ()
+    tags: tuple[str, ...] = ()
+    published_at: datetime | None = None
+    attributes: dict[str, str] = field(default_factory=dict)
+
+    def text(self) -> str:
+        """The text the content encoder reads."""
+        parts = [self.title, self.description]
+        if self.categories:
+            parts.append("Categories: " + ", ".join(self.categories))
+        if self.tags:
+            parts.append("Tags: " + ", ".join(self.tags))
+        return ". ".join(p.strip() for p in parts if p.strip())
+
+
+@dataclass(frozen=True)
+class FeedbackEvent:
+    event_id: str
+    user_id: str
+    session_id: str
+    item_id: str
+    type: EventType
+    occurred_at: datetime
+    recommendation_id: str = ""
+    value: float = 0.0
+
+    @property
+    def subject(self) -> str:
+        """Whose state the event changes: the user, or the anonymous session."""
+        return subject_key(self.user_id, self.session_id)
+
+
+def subject_key(user_id: str, session_id: str) -> str:
+    """State key of a caller: the user id, or ``session:<id>`` for anonymous visitors."""
+    return user_id if user_id else f"session:{session_id}"
+
+
+@dataclass(frozen=True)
+class RecommendQuery:
+    user_id: str
+    session_id: str
+    k: int
+    exclude_item_ids: frozenset[str] = frozenset()
+    context: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str:
+        return subject_key(self.user_id, self.session_id)
+
+
+@dataclass(frozen=True)
+class UserState:
+    """A user's recent interactions (oldest first) and disliked items."""
+
+    item_ids: tuple[str, ...] = ()
+    event_types: tuple[EventType, ...] = ()
+    disliked: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class ScoredItem:
+    item_id: str
+    score: float
+    components: dict[str, float]
+    because_item_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    recommendation_id: str
+    items: tuple[ScoredItem, ...]
+    model_version: str
+    degraded: bool
+    variant: str
+    parameter_version: int

@@ -1,0 +1,1 @@
+"""Triton: the model repository, the server process, and the client adapter."""

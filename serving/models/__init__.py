@@ -1,0 +1,1 @@
+"""Torch modules served by Triton; importable and testable without it."""

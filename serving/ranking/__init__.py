@@ -1,0 +1,1 @@
+"""Retrieval, blending, filtering and explanation: the orchestrator's domain logic."""

@@ -1,0 +1,223 @@
+"""The orchestrator: one Recommend, LogFeedback, UpsertItems, ForgetUser at a time.
+
+Transport-free: the gRPC servicers translate protos to the domain types used here.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Protocol
+
+import numpy as np
+from psycopg_pool import AsyncConnectionPool
+
+from serving.domain import (
+    NEGATIVE_EVENTS,
+    FeedbackEvent,
+    Item,
+    Recommendation,
+    RecommendQuery,
+    ScoredItem,
+    UserState,
+)
+from serving.errors import Unavailable
+from serving.inference.client import UserEncoding
+from serving.ranking import blend as scoring
+from serving.ranking.index import ItemIndex
+from serving.ranking.parameters import Parameters, ParameterVersion
+from serving.ranking.validation import (
+    check_id,
+    validate_events,
+    validate_items,
+    validate_query,
+)
+from serving.store import feedback as feedback_store
+from serving.store import items as item_store
+from serving.store.db import outage_as_unavailable
+from serving.store.feedback import FeedbackResult
+from serving.store.impressions import ImpressionWriter, LoggedRecommendation
+
+log = logging.getLogger(__name__)
+CONTROL_VARIANT = "control"
+
+
+class Encoders(Protocol):
+    """The models (Triton in production; fakes in unit tests)."""
+
+    async def encode_user(
+        self, item_ids: np.ndarray, event_types: np.ndarray, content: np.ndarray
+    ) -> UserEncoding: ...
+
+    async def encode_texts(self, texts: list[str], timeout_s: float = 60) -> np.ndarray: ...
+
+
+class ParameterSource(Protocol):
+    @property
+    def current(self) -> ParameterVersion: ...
+
+
+class RecommenderService:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        index: ItemIndex,
+        encoders: Encoders,
+        parameters: ParameterSource,
+        impressions: ImpressionWriter,
+    ) -> None:
+        self._pool = pool
+        self.index = index
+        self._encoders = encoders
+        self._parameters = parameters
+        self._impressions = impressions
+        self.model_version_seen = ""
+
+    async def recommend(self, query: RecommendQuery) -> Recommendation:
+        started = time.perf_counter()
+        validate_query(query)
+        version = self._parameters.current
+        params = version.parameters
+        degraded = False
+        try:
+            with outage_as_unavailable():
+                state = await feedback_store.load_user_state(self._pool, query.subject)
+        except Unavailable:
+            log.warning("user state unavailable; answering without history")
+            state, degraded = UserState(), True
+        history_ids = list(state.item_ids[-params.history_length :])
+        history_types = list(state.event_types[-params.history_length :])
+
+        arrays = self.index.arrays
+        excluded = set(query.exclude_item_ids) | state.disliked
+        if params.exclude_seen:
+            excluded.update(state.item_ids)
+        allowed = scoring.allowed_mask(arrays.live, self.index.positions, excluded)
+
+        encoding: UserEncoding | None = None
+        if history_ids and self.index.space is not None:
+            try:
+                encoding = await self._encode(history_ids, history_types)
+            except Unavailable as error:
+                log.warning("user encoder unavailable, using the fallback: %s", error)
+                degraded = True
+        elif self.index.space is None:
+            degraded = True
+
+        now = time.time()
+        popularity = scoring.popularity_signal(
+            scoring.decayed_popularity(
+                self.index.popularity, self.index.popularity_at, now,
+                params.popularity_half_life_hours,
+            )
+        )
+        freshness = scoring.freshness_signal(arrays.published, now, params.freshness_half_life_hours)
+        if encoding is not None:
+            relevance = scoring.relevance_signal(arrays.vectors @ encoding.vector, allowed)
+            first_stage = relevance
+        else:
+            relevance = np.zeros(len(arrays.ids))
+            first_stage = params.popularity_weight * popularity + params.freshness_weight * freshness
+        # Retrieval: the candidate pool by inner product (or by the prior without a model).
+        candidates = scoring.top_k(np.where(allowed, first_stage, -np.inf), params.candidate_pool_size)
+        candidates = candidates[allowed[candidates]]
+        negatives = [
+            p for i, t in zip(history_ids, history_types, strict=True) if t in NEGATIVE_EVENTS
+            if (p := self.index.position(i)) is not None
+        ]
+        mixed = scoring.blend(
+            params,
+            relevance[candidates],
+            popularity[candidates],
+            freshness[candidates],
+            scoring.negative_similarity(arrays.content[candidates], arrays.content[negatives]),
+        )
+        order = scoring.top_k(mixed.total, query.k)
+        chosen = candidates[order]
+        explanations = self._explain(chosen, history_ids, encoding)
+        recommendation = Recommendation(
+            recommendation_id=str(uuid.uuid4()),
+            items=tuple(
+                ScoredItem(
+                    item_id=arrays.ids[position],
+                    score=float(mixed.total[row]),
+                    components=mixed.components(row),
+                    because_item_ids=explanations[rank],
+                )
+                for rank, (position, row) in enumerate(zip(chosen, order, strict=True))
+            ),
+            model_version=encoding.model_version if encoding else "",
+            degraded=degraded,
+            variant=CONTROL_VARIANT,
+            parameter_version=version.version,
+        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        self._impressions.record(
+            LoggedRecommendation(recommendation, query.user_id, query.session_id, latency_ms)
+        )
+        return recommendation
+
+    async def _encode(self, history_ids: list[str], history_types: list[int]) -> UserEncoding:
+        space = self.index.space
+        assert space is not None
+        length = space.max_len
+        history_ids, history_types = history_ids[-length:], history_types[-length:]
+        pad = length - len(history_ids)
+        tokens = np.zeros(length, np.int64)
+        types = np.zeros(length, np.int64)
+        content = np.zeros((length, self.index.arrays.content.shape[1]), np.float32)
+        for offset, (item_id, event_type) in enumerate(zip(history_ids, history_types, strict=True)):
+            tokens[pad + offset] = space.token.get(item_id, 0)
+            types[pad + offset] = int(event_type)
+            position = self.index.position(item_id)
+            if position is not None:
+                content[pad + offset] = self.index.arrays.content[position]
+        encoding = await self._encoders.encode_user(tokens, types, content)
+        self.model_version_seen = encoding.model_version
+        # Keep only the real history's attention, oldest first like history_ids.
+        attention = encoding.attention[pad:]
+        return UserEncoding(encoding.vector, attention, encoding.model_version)
+
+    def _explain(
+        self, chosen: np.ndarray, history_ids: list[str], encoding: UserEncoding | None
+    ) -> list[tuple[str, ...]]:
+        if encoding is None:
+            return [() for _ in chosen]
+        history_ids = history_ids[-len(encoding.attention) :]
+        positions = [self.index.position(i) for i in history_ids]
+        known = [(i, p, a) for i, p, a in zip(history_ids, positions, encoding.attention, strict=True)
+                 if p is not None]
+        content = self.index.arrays.content
+        return scoring.because(
+            content[chosen],
+            content[[p for _, p, _ in known]],
+            np.array([a for _, _, a in known], dtype=np.float32),
+            [i for i, _, _ in known],
+        )
+
+    async def log_feedback(self, events: list[FeedbackEvent]) -> FeedbackResult:
+        validate_events(events, datetime.now(UTC))
+        params: Parameters = self._parameters.current.parameters
+        with outage_as_unavailable():
+            return await feedback_store.record_feedback(
+                self._pool, events, params.popularity_half_life_hours
+            )
+
+    async def upsert_items(self, items: list[Item]) -> int:
+        validate_items(items)
+        embeddings = await self._encoders.encode_texts([item.text() for item in items])
+        with outage_as_unavailable():
+            await item_store.upsert_items(self._pool, items, embeddings)
+        now = datetime.now(UTC)
+        self.index.upsert(
+            item_store.StoredItem(item, embedding, now, deleted=False)
+            for item, embedding in zip(items, embeddings, strict=True)
+        )
+        return len(items)
+
+    async def forget_user(self, user_id: str) -> int:
+        check_id("user_id", user_id)
+        with outage_as_unavailable():
+            return await feedback_store.forget_user(self._pool, user_id)

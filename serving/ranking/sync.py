@@ -1,0 +1,129 @@
+"""Keeping a server current: parameters (LISTEN/NOTIFY), items and statistics written by
+other replicas, and the item space of the model version Triton serves."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from serving.inference.client import TritonEncoders
+from serving.ranking.index import ItemIndex
+from serving.ranking.parameters import ParameterVersion
+from serving.store import artifacts, items
+from serving.store import parameters as parameter_store
+
+log = logging.getLogger(__name__)
+# Rows committed slightly out of timestamp order are caught by re-reading a margin.
+OVERLAP = timedelta(seconds=5)
+
+
+class ParameterCache:
+    """The current parameters, reloaded on every NOTIFY (and on a slow poll as a backstop)."""
+
+    def __init__(self, pool: AsyncConnectionPool, url: str) -> None:
+        self._pool = pool
+        self._url = url
+        self._current: ParameterVersion | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def current(self) -> ParameterVersion:
+        assert self._current is not None, "ParameterCache.start() not awaited"
+        return self._current
+
+    async def start(self) -> None:
+        self._current = await parameter_store.current_parameters(self._pool)
+        self._task = asyncio.create_task(self._listen(), name="parameter-listener")
+
+    async def reload(self) -> None:
+        latest = await parameter_store.current_parameters(self._pool)
+        if self._current is None or latest.version != self._current.version:
+            log.info("parameters now at version %d", latest.version)
+        self._current = latest
+
+    async def _listen(self) -> None:
+        while True:
+            try:
+                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
+                    await conn.execute(f"LISTEN {parameter_store.CHANNEL}")
+                    await self.reload()  # anything missed while (re)connecting
+                    async for _ in conn.notifies(timeout=30):
+                        await self.reload()
+                    await self.reload()
+            except (psycopg.Error, OSError) as error:
+                log.warning("parameter listener lost the database (%s); retrying", error)
+                await asyncio.sleep(1)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+
+class IndexSync:
+    """Loads the index at start-up and refreshes it on an interval."""
+
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        index: ItemIndex,
+        encoders: TritonEncoders,
+        interval_s: float,
+    ) -> None:
+        self._pool = pool
+        self._index = index
+        self._encoders = encoders
+        self._interval = interval_s
+        self._items_seen: datetime | None = None
+        self._stats_seen: datetime | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        await self.refresh()
+        self._task = asyncio.create_task(self._run(), name="index-sync")
+
+    async def refresh(self) -> None:
+        since = None if self._items_seen is None else self._items_seen - OVERLAP
+        changed = await items.items_changed_since(self._pool, since)
+        if changed:
+            self._index.upsert(changed)
+            self._items_seen = max(c.updated_at for c in changed)
+        since = None if self._stats_seen is None else self._stats_seen - OVERLAP
+        stats = await items.stats_changed_since(self._pool, since)
+        if stats:
+            self._index.update_stats(stats)
+            self._stats_seen = max(s.updated_at for s in stats)
+        await self._follow_model()
+
+    async def _follow_model(self) -> None:
+        """Use the item space of the user-encoder version Triton has ready."""
+        version = await self._encoders.ready_version()
+        current = self._index.space.version if self._index.space else None
+        if version is None or version == current:
+            return
+        space = await artifacts.load_item_space(self._pool, version)
+        if space is None:
+            log.error("Triton serves user_encoder v%d but its item space is not stored", version)
+            return
+        self._index.set_space(space)
+        log.info("item index now in the space of user_encoder v%d", version)
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            try:
+                await self.refresh()
+            except Exception as error:
+                log.warning("index refresh failed: %s", error)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

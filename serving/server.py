@@ -1,0 +1,126 @@
+"""The gRPC server: wiring, health, reflection, metrics, graceful shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from dataclasses import dataclass
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+from prometheus_client import start_http_server
+from psycopg_pool import AsyncConnectionPool
+from recsys.v1 import recsys_pb2 as pb
+from recsys.v1 import recsys_pb2_grpc as pb_grpc
+
+from serving.api.interceptors import AdminAuthInterceptor, ErrorInterceptor
+from serving.api.servicers import AdminServicer, RecommenderServicer
+from serving.config import Settings
+from serving.inference.client import TritonEncoders
+from serving.ranking.admin import AdminService
+from serving.ranking.index import ItemIndex
+from serving.ranking.service import RecommenderService
+from serving.ranking.sync import IndexSync, ParameterCache
+from serving.store.db import open_pool, resolve_database_url
+from serving.store.impressions import ImpressionWriter
+
+log = logging.getLogger(__name__)
+SERVICE_NAMES = (
+    pb.DESCRIPTOR.services_by_name["Recommender"].full_name,
+    pb.DESCRIPTOR.services_by_name["Admin"].full_name,
+)
+
+
+def create_server(
+    settings: Settings,
+    recommender: RecommenderService,
+    admin: AdminService,
+    health_servicer: health.aio.HealthServicer,
+) -> grpc.aio.Server:
+    """A gRPC server with every service registered, bound to the configured port."""
+    server = grpc.aio.server(
+        interceptors=[ErrorInterceptor(), AdminAuthInterceptor(settings.admin_token.get_secret_value())],
+        options=[
+            ("grpc.max_receive_message_length", settings.max_message_bytes),
+            ("grpc.max_send_message_length", settings.max_message_bytes),
+        ],
+    )
+    pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(recommender), server)
+    pb_grpc.add_AdminServicer_to_server(AdminServicer(admin), server)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    return server
+
+
+@dataclass
+class Platform:
+    """Everything one server process runs, in start order."""
+
+    pool: AsyncConnectionPool
+    encoders: TritonEncoders
+    parameters: ParameterCache
+    index_sync: IndexSync
+    impressions: ImpressionWriter
+    recommender: RecommenderService
+    admin: AdminService
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Platform:
+        url = resolve_database_url(settings)
+        pool = await open_pool(url)
+        encoders = TritonEncoders(settings.triton_grpc_url, settings.triton_timeout_ms)
+        parameters = ParameterCache(pool, url)
+        await parameters.start()
+        index = ItemIndex()
+        index_sync = IndexSync(pool, index, encoders, settings.index_refresh_s)
+        await index_sync.start()
+        impressions = ImpressionWriter(
+            pool,
+            flush_interval_s=settings.impression_flush_ms / 1000,
+            batch_size=settings.impression_batch_size,
+        )
+        impressions.start()
+        recommender = RecommenderService(pool, index, encoders, parameters, impressions)
+        return cls(pool, encoders, parameters, index_sync, impressions, recommender,
+                   AdminService(pool))
+
+    async def close(self) -> None:
+        await self.index_sync.close()
+        await self.parameters.close()
+        await self.impressions.close()
+        await self.encoders.close()
+        await self.pool.close()
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM/SIGINT, then drain: NOT_SERVING first, in-flight calls finish."""
+    platform = await Platform.start(settings)
+    health_servicer = health.aio.HealthServicer()
+    server = create_server(settings, platform.recommender, platform.admin, health_servicer)
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.grpc_host)
+    await server.start()
+    for name in ("", *SERVICE_NAMES):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    log.info(
+        "gRPC on %s:%d (%d items, user_encoder v%s)",
+        settings.grpc_host, settings.grpc_port, len(platform.recommender.index),
+        platform.recommender.index.space.version if platform.recommender.index.space else "-",
+    )
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    log.info("shutting down: draining for up to %.0fs", settings.shutdown_grace_s)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(settings.shutdown_grace_s)
+    with contextlib.suppress(Exception):
+        await platform.close()
+    log.info("stopped")

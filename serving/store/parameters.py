@@ -1,0 +1,64 @@
+"""Versioned ranking parameters, and the NOTIFY channel that announces new versions."""
+
+from __future__ import annotations
+
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from serving.ranking.parameters import Parameters, ParameterVersion
+
+CHANNEL = "recsys_parameters"
+COLUMNS = "version, parameters, changed_by, reason, created_at"
+
+
+def _to_version(row: tuple) -> ParameterVersion:  # type: ignore[type-arg]
+    version, values, changed_by, reason, created_at = row
+    return ParameterVersion(version, Parameters.model_validate(values), changed_by, reason, created_at)
+
+
+async def current_parameters(pool: AsyncConnectionPool) -> ParameterVersion:
+    """The newest version; creates version 1 from the defaults on an empty table."""
+    async with pool.connection() as conn:
+        cur = await conn.execute(f"SELECT {COLUMNS} FROM parameter_versions ORDER BY version DESC LIMIT 1")
+        row = await cur.fetchone()
+    if row is not None:
+        return _to_version(row)
+    return await insert_parameters(pool, Parameters(), "system", "initial defaults", if_empty=True)
+
+
+async def insert_parameters(
+    pool: AsyncConnectionPool,
+    parameters: Parameters,
+    changed_by: str,
+    reason: str,
+    *,
+    if_empty: bool = False,
+) -> ParameterVersion:
+    """Append a version and NOTIFY every server in the same transaction."""
+    async with pool.connection() as conn, conn.transaction():
+        # Serialise writers so versions and notifications stay in order.
+        await conn.execute("LOCK TABLE parameter_versions IN SHARE ROW EXCLUSIVE MODE")
+        if if_empty:
+            cur = await conn.execute(
+                f"SELECT {COLUMNS} FROM parameter_versions ORDER BY version DESC LIMIT 1"
+            )
+            existing = await cur.fetchone()
+            if existing is not None:
+                return _to_version(existing)
+        cur = await conn.execute(
+            "INSERT INTO parameter_versions (parameters, changed_by, reason)"
+            f" VALUES (%s, %s, %s) RETURNING {COLUMNS}",
+            (Jsonb(parameters.model_dump()), changed_by, reason),
+        )
+        row = await cur.fetchone()
+        assert row is not None
+        await conn.execute("SELECT pg_notify(%s, %s)", (CHANNEL, str(row[0])))
+    return _to_version(row)
+
+
+async def parameter_history(pool: AsyncConnectionPool, limit: int) -> list[ParameterVersion]:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            f"SELECT {COLUMNS} FROM parameter_versions ORDER BY version DESC LIMIT %s", (limit,)
+        )
+        return [_to_version(row) for row in await cur.fetchall()]
