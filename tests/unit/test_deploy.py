@@ -50,9 +50,13 @@ DB_CLIENT_LABEL = "recsys.io/database-client"
 
 
 def _kubectl() -> str | None:
-    """kubectl from $KUBECTL, PATH, or the PyPI wheel that `make deploy-tools` installs."""
-    candidates = [os.environ.get("KUBECTL"), shutil.which("kubectl")]
-    candidates.append(str(REPO / ".venv-kubectl" / "bin" / "kubectl"))
+    """kubectl from $KUBECTL, the PyPI wheel `make deploy-tools` installs when the machine has
+    none (or one too old for kustomize components), or PATH."""
+    candidates = [
+        os.environ.get("KUBECTL"),
+        str(REPO / ".venv-kubectl" / "bin" / "kubectl"),
+        shutil.which("kubectl"),
+    ]
     for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return candidate
