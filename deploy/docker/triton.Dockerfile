@@ -92,5 +92,7 @@ ENV PATH=/opt/recsys/bin:/opt/python3.11/bin:$PATH \
     TRANSFORMERS_OFFLINE=1
 USER ${UID}:${UID}
 EXPOSE 8000 8001 8002
-ENTRYPOINT ["tritonserver"]
-CMD ["--model-repository=/models", "--http-port=8000", "--grpc-port=8001", "--metrics-port=8002"]
+# NVIDIA's entrypoint (/opt/nvidia/nvidia_entrypoint.sh) stays: it sets up the CUDA
+# forward-compatibility libraries; the Kubernetes manifests call it explicitly too.
+CMD ["tritonserver", "--model-repository=/models", "--http-port=8000", "--grpc-port=8001", \
+     "--metrics-port=8002"]

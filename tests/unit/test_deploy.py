@@ -368,6 +368,7 @@ def test_triton_ports_models_and_kind(rendered: dict[str, list[dict[str, Any]]])
         assert expected == TRITON_DEFAULT_PORTS, f"{name}: settings differ from Triton defaults"
         c = _container(docs, "Deployment", "triton", "triton")
         args = c["args"]
+        assert c["command"][-1] == "tritonserver", name
         for port_name, port in expected.items():
             assert _flag(args, f"{port_name}-port") == [str(port)], (name, port_name)
         assert _ports(c) == expected, name
