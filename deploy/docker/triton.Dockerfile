@@ -81,6 +81,9 @@ COPY --from=builder /opt/triton_python_backend_stub \
 # repository (the init container in Kubernetes).
 WORKDIR /app
 COPY model_repository ./model_repository
+# serving.inference.repository currently looks for the templates next to the installed
+# package (Path(__file__).parents[2] / "model_repository" = site-packages/model_repository).
+COPY model_repository /opt/recsys/lib/python3.11/site-packages/model_repository
 # The stub finds its interpreter through PATH and libpython through LD_LIBRARY_PATH
 # (the venv's bin/ first, so the models import torch and `serving` from /opt/recsys).
 ENV PATH=/opt/recsys/bin:/opt/python3.11/bin:$PATH \
