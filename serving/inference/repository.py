@@ -58,11 +58,12 @@ def prepare_repository(repository: Path, kind: InstanceKind) -> None:
             shutil.copy2(adapter, target / str(version) / "model.py")
 
 
-def write_user_encoder_version(repository: Path, model: UserEncoder) -> int:
-    """Write ``model`` as the next numbered version (atomically) and return its number."""
+def write_user_encoder_version(repository: Path, model: UserEncoder, version: int) -> int:
+    """Write ``model`` as version ``version`` (atomically: Triton never sees half a folder)."""
     folder = repository / USER_ENCODER
     folder.mkdir(parents=True, exist_ok=True)
-    version = max(versions(repository, USER_ENCODER), default=0) + 1
+    if (folder / str(version)).exists():
+        raise FileExistsError(f"{USER_ENCODER} version {version} already exists")
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
     torch.save(model.state_dict(), staging / WEIGHTS)
     (staging / MODEL_CONFIG).write_text(json.dumps(model.config.to_dict(), indent=2))

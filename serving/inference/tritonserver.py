@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import IO
 
 from serving.config import Settings
-from serving.inference.repository import CONTENT_ENCODER, USER_ENCODER
+from serving.inference.repository import CONTENT_ENCODER, USER_ENCODER, versions
 
 
 def _pytriton_root() -> Path:
@@ -65,6 +65,11 @@ def server_environment() -> dict[str, str]:
 
 
 def server_command(settings: Settings, home: Path) -> list[str]:
+    """Explicit model control: the encoders load at start (user_encoder once a version
+    exists) and new versions load through the model-control API, without a restart."""
+    models = [CONTENT_ENCODER]
+    if versions(settings.model_repository, USER_ENCODER):
+        models.append(USER_ENCODER)
     return [
         str(home / "bin" / "tritonserver"),
         f"--model-repository={settings.model_repository.resolve()}",
@@ -77,8 +82,7 @@ def server_command(settings: Settings, home: Path) -> list[str]:
         "--allow-metrics=true",
         "--allow-gpu-metrics=false",
         "--model-control-mode=explicit",
-        f"--load-model={CONTENT_ENCODER}",
-        f"--load-model={USER_ENCODER}",
+        *(f"--load-model={model}" for model in models),
         "--strict-readiness=true",
         "--exit-timeout-secs=5",
         "--log-verbose=0",

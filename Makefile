@@ -1,0 +1,51 @@
+# Two commands do everything on a fresh machine with Python 3.11:
+#   make run    the whole platform locally (embedded PostgreSQL, Triton, gRPC, simulator, dashboard)
+#   make test   set up and run the whole test suite (unit, integration, e2e)
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed-stamp
+PROTOS := $(wildcard protos/recsys/v1/*.proto)
+
+.PHONY: run test install proto lint bench clean
+
+run: install
+	$(VENV)/bin/recsys up
+
+test: install deploy-tools
+	$(PY) -m pytest
+
+install: $(STAMP)
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null || { echo "Python 3.11 is required (set PYTHON=...)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# torch==2.13.0 is the CPU build (see pyproject.toml); the proto code is generated first
+# because the package includes it.
+$(STAMP): pyproject.toml $(PROTOS) | $(PY)
+	$(PIP) install --quiet --upgrade "pip>=24"
+	$(PIP) install --quiet "grpcio-tools>=1.81,<1.82"
+	$(MAKE) proto
+	$(PIP) install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+proto: | $(PY)
+	rm -rf build/proto && mkdir -p build/proto
+	$(PY) -m grpc_tools.protoc -I protos --python_out=build/proto --pyi_out=build/proto \
+		--grpc_python_out=build/proto $(PROTOS)
+	touch build/proto/recsys/__init__.py build/proto/recsys/v1/__init__.py build/proto/recsys/py.typed
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+bench: install
+	$(PY) -m benchmarks.recommend
+
+clean:
+	rm -rf build $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+include deploy/deploy.mk

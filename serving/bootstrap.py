@@ -1,0 +1,86 @@
+"""First-run work: the demo catalogue, and a first user encoder trained on demo histories.
+
+Both steps are skipped when their result already exists, so a second start reuses data.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from psycopg_pool import AsyncConnectionPool
+
+from serving.domain import Item
+from serving.inference import repository
+from serving.inference.client import TritonEncoders
+from serving.models.user_encoder import UserEncoderConfig
+from serving.store import items as item_store
+from serving.training.export import export_user_encoder
+from serving.training.trainer import train_user_encoder
+
+log = logging.getLogger(__name__)
+Progress = Callable[[int], None]
+EMBED_CHUNK = 256
+
+
+async def seed_catalogue(
+    pool: AsyncConnectionPool,
+    encoders: TritonEncoders,
+    items: list[Item],
+    advance: Progress | None = None,
+) -> int:
+    """Embed ``items`` through Triton and store them, unless the catalogue has items."""
+    if await item_store.count_items(pool):
+        return 0
+    for start in range(0, len(items), EMBED_CHUNK):
+        chunk = items[start : start + EMBED_CHUNK]
+        embeddings = await encoders.encode_texts([item.text() for item in chunk], timeout_s=300)
+        await item_store.upsert_items(pool, chunk, embeddings)
+        if advance is not None:
+            advance(len(chunk))
+    return len(items)
+
+
+async def train_demo_user_encoder(
+    pool: AsyncConnectionPool,
+    model_repository: Path,
+    *,
+    users: int = 1500,
+    history_length: int = 50,
+    epochs: int = 8,
+    seed: int = 0,
+    on_epoch: Callable[[int, float], None] | None = None,
+) -> int | None:
+    """Train and export version 1 on synthetic demo histories when no version exists.
+
+    Returns the exported version, or None when one already existed.
+    """
+    from serving.demo.tastes import make_tastes, synthetic_histories
+
+    if repository.versions(model_repository, repository.USER_ENCODER):
+        return None
+    stored = [s for s in await item_store.items_changed_since(pool, None) if not s.deleted]
+    if not stored:
+        raise RuntimeError("the catalogue is empty: seed it before training")
+    catalogue = [s.item for s in stored]
+    categories = sorted({c for item in catalogue for c in item.categories})
+    tastes = make_tastes(users, categories, seed=seed)
+    histories = synthetic_histories(catalogue, tastes, length=history_length + 1, seed=seed)
+    config = UserEncoderConfig(num_items=len(catalogue), max_len=history_length)
+    result = train_user_encoder(
+        histories,
+        [item.item_id for item in catalogue],
+        np.stack([s.embedding for s in stored]),
+        config,
+        epochs=epochs,
+        seed=seed,
+        progress=on_epoch,
+    )
+    metrics = {"source": "demo", "losses": list(result.losses), "seconds": result.seconds}
+    version = await export_user_encoder(
+        pool, model_repository, result.model, result.vocabulary, metrics
+    )
+    log.info("exported user_encoder v%d (%.1fs of training)", version, result.seconds)
+    return version

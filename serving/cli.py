@@ -1,0 +1,108 @@
+"""The `recsys` command."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from serving.config import InstanceKind, Settings, load_settings
+
+app = typer.Typer(help="Interactive recommendation platform.", no_args_is_help=True)
+
+
+def _settings() -> Settings:
+    try:
+        settings = load_settings()
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+    logging.basicConfig(
+        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    return settings
+
+
+def _database_url(settings: Settings) -> str:
+    if settings.database_url is None:
+        raise typer.BadParameter("set RECSYS_DATABASE_URL (or use `recsys up`)")
+    return settings.database_url.get_secret_value()
+
+
+@app.command()
+def up(
+    simulate: Annotated[bool, typer.Option(help="Run the demo traffic simulator.")] = True,
+    dashboard: Annotated[bool, typer.Option(help="Run the Streamlit dashboard.")] = True,
+) -> None:
+    """Run the whole platform locally (PostgreSQL, Triton, gRPC, simulator, dashboard)."""
+    from serving.stack import run_stack
+
+    raise typer.Exit(run_stack(_settings(), simulate=simulate, dashboard=dashboard))
+
+
+@app.command()
+def serve() -> None:
+    """Run the gRPC orchestrator (needs RECSYS_DATABASE_URL and a running Triton)."""
+    from serving.server import serve as run
+
+    settings = _settings()
+    _database_url(settings)
+    asyncio.run(run(settings))
+
+
+@app.command()
+def migrate(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    downgrade: Annotated[bool, typer.Option(help="Downgrade to the revision.")] = False,
+) -> None:
+    """Apply the Alembic migrations to RECSYS_DATABASE_URL."""
+    from serving.store.db import migrate as run
+
+    run(_database_url(_settings()), revision, downgrade=downgrade)
+
+
+@app.command("prepare-models")
+def prepare_models(
+    kind: Annotated[InstanceKind, typer.Option(help="Triton instance kind.")] = InstanceKind.CPU,
+    out: Annotated[Path | None, typer.Option(help="Repository folder.")] = None,
+) -> None:
+    """Render the model repository (configs for KIND, adapters) without touching weights."""
+    from serving.inference.repository import prepare_repository
+
+    settings = _settings()
+    target = out or settings.model_repository
+    prepare_repository(target, kind)
+    typer.echo(f"model repository ready in {target} ({kind.value})")
+
+
+@app.command()
+def simulate(
+    duration: Annotated[float | None, typer.Option(help="Seconds to run (default: forever).")] = None,
+) -> None:
+    """Synthetic users who click what matches hidden tastes (demo traffic)."""
+    from serving.client import AsyncRecsysClient
+    from serving.demo.catalogue import generate_catalogue
+    from serving.demo.simulator import simulate as run
+
+    settings = _settings()
+
+    async def main() -> None:
+        async with AsyncRecsysClient(settings.grpc_target) as client:
+            stats = await run(
+                client,
+                generate_catalogue(settings.demo_items),
+                rate=settings.simulate_rate,
+                duration_s=duration,
+            )
+        typer.echo(str(stats))
+
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    app()

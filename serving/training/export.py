@@ -1,0 +1,43 @@
+"""Export a trained user encoder as a new Triton model version, with its item space."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from psycopg_pool import AsyncConnectionPool
+
+from serving.inference import repository
+from serving.models.user_encoder import UserEncoder
+from serving.store import artifacts
+
+
+def item_space(model: UserEncoder, vocabulary: tuple[str, ...], version: int) -> artifacts.ItemSpace:
+    """What the orchestrator needs to score items the way ``model`` does."""
+    weights = model.item_embedding.weight.detach().cpu().numpy()[1:]
+    projection = model.content_projection
+    return artifacts.ItemSpace(
+        version=version,
+        max_len=model.config.max_len,
+        vocabulary=vocabulary,
+        item_embeddings=weights,
+        projection_weight=projection.weight.detach().cpu().numpy(),
+        projection_bias=projection.bias.detach().cpu().numpy(),
+    )
+
+
+async def export_user_encoder(
+    pool: AsyncConnectionPool,
+    model_repository: Path,
+    model: UserEncoder,
+    vocabulary: tuple[str, ...],
+    metrics: dict[str, Any],
+) -> int:
+    """Write the next version: item space to PostgreSQL first, then the version folder
+    (so whichever version Triton loads, its item space is already stored)."""
+    on_disk = repository.versions(model_repository, repository.USER_ENCODER)
+    version = max([*on_disk, await artifacts.latest_version(pool)], default=0) + 1
+    await artifacts.save_item_space(pool, item_space(model, vocabulary, version), metrics)
+    written = repository.write_user_encoder_version(model_repository, model, version)
+    assert written == version
+    return version

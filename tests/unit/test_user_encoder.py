@@ -1,0 +1,88 @@
+import torch
+
+from serving.models.user_encoder import UserEncoder, UserEncoderConfig
+from serving.training.trainer import train_user_encoder
+
+
+def make_batch(lengths: list[int], max_len: int = 8, items: int = 20):
+    ids = torch.zeros(len(lengths), max_len, dtype=torch.long)
+    types = torch.zeros(len(lengths), max_len, dtype=torch.long)
+    for row, length in enumerate(lengths):
+        if length:
+            ids[row, -length:] = torch.randint(1, items + 1, (length,))
+            types[row, -length:] = 1
+    return ids, types, torch.randn(len(lengths), max_len, 384)
+
+
+def test_user_vector_is_finite_for_short_padded_histories_in_eval_mode():
+    # The nn.TransformerEncoder fast path returns NaN here; our attention must not.
+    torch.manual_seed(0)
+    model = UserEncoder(UserEncoderConfig(num_items=20, max_len=8)).eval()
+    ids, types, content = make_batch([1, 3, 8, 0])
+    with torch.inference_mode():
+        hidden, attention = model(ids, types, content)
+    assert hidden.shape == (4, 8, 64)
+    assert torch.isfinite(hidden).all()
+    assert torch.isfinite(attention[:3]).all()
+    # Attention of the latest position covers only real history and sums to one.
+    assert torch.allclose(attention[0, -1], torch.tensor(1.0))
+    assert attention[1, :5].abs().sum() == 0
+    assert torch.allclose(attention.sum(dim=1)[:3], torch.ones(3))
+
+
+def test_attention_is_causal():
+    torch.manual_seed(0)
+    model = UserEncoder(UserEncoderConfig(num_items=20, max_len=8, dropout=0.0)).eval()
+    ids, types, content = make_batch([8])
+    with torch.inference_mode():
+        before, _ = model(ids, types, content)
+        changed = ids.clone()
+        changed[0, -1] = (changed[0, -1] % 20) + 1
+        after, _ = model(changed, types, content)
+    # Changing the last item changes only the last position's output.
+    assert torch.allclose(before[0, :-1], after[0, :-1], atol=1e-6)
+    assert not torch.allclose(before[0, -1], after[0, -1])
+
+
+def test_padding_items_have_no_learned_embedding():
+    model = UserEncoder(UserEncoderConfig(num_items=5))
+    assert model.item_embedding.weight[0].abs().sum() == 0
+
+
+def test_training_recovers_a_planted_sequential_pattern():
+    # Item i is always followed by item i+1 (cyclically); content carries no signal.
+    items = [f"i{k}" for k in range(12)]
+    histories = []
+    for start in range(120):
+        sequence = [(items[(start + step) % 12], 1) for step in range(9)]
+        histories.append(sequence)
+    content = torch.zeros(12, 384).numpy()
+    config = UserEncoderConfig(num_items=12, max_len=8, dim=32, dropout=0.0)
+    result = train_user_encoder(
+        histories, items, content, config, epochs=30, batch_size=16, lr=5e-3, seed=1
+    )
+    assert result.losses[-1] < result.losses[0] * 0.3
+    model, token = result.model, {item: i + 1 for i, item in enumerate(items)}
+    table = torch.cat([torch.zeros(1, 384), torch.from_numpy(content)])
+    with torch.no_grad():
+        vectors = model.item_vectors(torch.arange(13), table)
+    correct = 0
+    for start in range(12):
+        seq = [token[items[(start + s) % 12]] for s in range(8)]
+        ids = torch.tensor([seq])
+        with torch.no_grad():
+            hidden, _ = model(ids, torch.ones_like(ids), table[ids])
+            scores = hidden[0, -1] @ vectors.T
+        scores[0] = -1e9
+        correct += int(scores.argmax()) == token[items[(start + 8) % 12]]
+    assert correct >= 11
+
+
+def test_training_is_deterministic_for_a_seed():
+    items = [f"i{k}" for k in range(6)]
+    histories = [[(items[(s + k) % 6], 1) for k in range(5)] for s in range(20)]
+    content = torch.randn(6, 384, generator=torch.Generator().manual_seed(0)).numpy()
+    config = UserEncoderConfig(num_items=6, max_len=4, dim=16)
+    a = train_user_encoder(histories, items, content, config, epochs=2, seed=3)
+    b = train_user_encoder(histories, items, content, config, epochs=2, seed=3)
+    assert a.losses == b.losses
