@@ -308,9 +308,7 @@ _SPECS: tuple[_CategorySpec, ...] = (
             ),
             "minutes": _w("20, 30, 45, 60, 90, 120"),
         },
-        tags=_w(
-            "strategy, cooperative, family, party-game, deck-building, worker-placement, dice"
-        ),
+        tags=_w("strategy, cooperative, family, party-game, deck-building, worker-placement, dice"),
         price=(14.99, 79.99),
         related=("documentaries",),
     ),
@@ -335,9 +333,7 @@ _SPECS: tuple[_CategorySpec, ...] = (
             "An investigative look at a story that made headlines.",
         ),
         words={
-            "adj": _w(
-                "Hidden, Vanishing, Last, Deep, Wild, Great, Untold, Frozen, Secret, Living"
-            ),
+            "adj": _w("Hidden, Vanishing, Last, Deep, Wild, Great, Untold, Frozen, Secret, Living"),
             "subject": _w(
                 "Ocean, Rainforest, Arctic, Coral Reef, Brain, Empire, Pharaohs, Migration, "
                 "Volcano, Cosmos, Honeybees, Silk Road"
@@ -414,8 +410,7 @@ _SPECS: tuple[_CategorySpec, ...] = (
         words={
             "brand": _w("Pulse, Stride, IronCore, Flexa, Tempo, Kinetic, Apex"),
             "adj": _w(
-                "Adjustable, Cushioned, Carbon, Smart, Foldable, Lightweight, Pro, Grip, "
-                "Recovery"
+                "Adjustable, Cushioned, Carbon, Smart, Foldable, Lightweight, Pro, Grip, Recovery"
             ),
             "product": _w(
                 "Running Shoes, Dumbbells, Yoga Mat, Kettlebell, Resistance Bands, "
@@ -548,8 +543,7 @@ _SPECS: tuple[_CategorySpec, ...] = (
                 "wildlife photography, astrophotography"
             ),
             "feature": _w(
-                "crisp low-light performance, fast autofocus, image stabilisation, "
-                "a silent shutter"
+                "crisp low-light performance, fast autofocus, image stabilisation, a silent shutter"
             ),
             "adj_l": _w("lightweight, weather-sealed, fast, compact, professional"),
         },

@@ -131,9 +131,8 @@ def synthetic_histories(
         position = -1
         while len(history) < length:
             if rng.random() < _NEGATIVE_SHARE:
-                pool = by_category[rng.choice(disliked_pool)]
                 kind = EventType.SKIP if rng.random() < 0.7 else EventType.DISLIKE
-                history.append((items[rng.choice(pool)].item_id, kind))
+                history.append((_unliked_item(rng, items, by_category, disliked_pool, taste), kind))
                 continue
             if rng.random() >= _STAY:
                 new_category = _weighted_choice(rng, weights)
@@ -157,3 +156,18 @@ def _next_position(rng: random.Random, pool: list[int], previous: int, seen: set
         if pool[candidate] not in seen:
             return candidate
     return candidate
+
+
+def _unliked_item(
+    rng: random.Random,
+    items: Sequence[Item],
+    by_category: dict[str, list[int]],
+    categories: list[str],
+    taste: Taste,
+) -> str:
+    """An item outside the liked categories (a second category may be a liked one)."""
+    for _ in range(8):
+        item = items[rng.choice(by_category[rng.choice(categories)])]
+        if not taste.likes(item):
+            break
+    return item.item_id
