@@ -92,6 +92,17 @@ class Settings(BaseSettings):
             seen[port] = name
         return self
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``RECSYS_*`` variables, for child processes."""
+        env = {}
+        for name, value in self.model_dump().items():
+            if value is None:
+                continue
+            if isinstance(value, SecretStr):
+                value = value.get_secret_value()
+            env[ENV_PREFIX + name.upper()] = str(value.value if isinstance(value, StrEnum) else value)
+        return env
+
     @property
     def triton_grpc_url(self) -> str:
         return f"{self.triton_host}:{self.triton_grpc_port}"

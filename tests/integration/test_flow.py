@@ -1,0 +1,179 @@
+"""The spine end to end over a real channel: real tritonserver, real PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+import urllib.request
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import grpc
+import numpy as np
+import psycopg
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from serving.client import Event, RecsysClient
+from serving.domain import Item
+from tests.integration.platform import Running
+
+pytestmark = pytest.mark.integration
+
+
+def query(platform: Running, sql: str, *args: object) -> list[tuple]:
+    with psycopg.connect(platform.url) as conn:
+        return conn.execute(sql, args).fetchall()
+
+
+def embeddings(platform: Running) -> dict[str, np.ndarray]:
+    rows = query(platform, "SELECT item_id, embedding FROM items")
+    return {item_id: np.asarray(e, dtype=np.float32) for item_id, e in rows}
+
+
+def categories(platform: Running) -> dict[str, str]:
+    return {i: c[0] for i, c in query(platform, "SELECT item_id, categories FROM items")}
+
+
+def test_health_is_serving_and_reflection_lists_the_services(platform):
+    with grpc.insecure_channel(platform.target) as channel:
+        reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest())
+        assert reply.status == health_pb2.HealthCheckResponse.SERVING
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        [answer] = stub.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")])
+        )
+    names = {s.name for s in answer.list_services_response.service}
+    assert {"recsys.v1.Recommender", "recsys.v1.Admin", "grpc.health.v1.Health"} <= names
+
+
+def test_feedback_steers_the_next_recommendation(platform, client: RecsysClient):
+    user = f"user-{uuid.uuid4()}"
+    category = categories(platform)
+    content = embeddings(platform)
+    by_category: dict[str, list[str]] = {}
+    for item_id, cat in sorted(category.items()):
+        by_category.setdefault(cat, []).append(item_id)
+    first_cat, second_cat = sorted(by_category)[:2]
+    history = by_category[first_cat][:5]
+    client.log_feedback([Event(item_id=i, type="click", user_id=user) for i in history])
+    before = client.recommend(user, k=10)
+    assert not before.degraded and before.model_version == "1"
+    assert set(before.item_ids).isdisjoint(history)  # seen items are filtered
+    assert any(item.because_item_ids for item in before.items)
+    for item in before.items:
+        assert set(item.components) >= {"relevance", "popularity", "freshness"}
+
+    disliked = before.item_ids[0]
+    clicked = by_category[second_cat][:3]
+    events = [Event(item_id=disliked, type="dislike", user_id=user,
+                    recommendation_id=before.recommendation_id)]
+    events += [Event(item_id=i, type="click", user_id=user) for i in clicked]
+    assert client.log_feedback(events).accepted == 4
+
+    after = client.recommend(user, k=10)
+    assert disliked not in after.item_ids
+    target = np.mean([content[i] for i in clicked], axis=0)
+
+    def closeness(ids: list[str]) -> float:
+        return float(np.mean([content[i] @ target for i in ids]))
+
+    assert closeness(after.item_ids) > closeness(before.item_ids)
+    share = sum(category[i] == second_cat for i in after.item_ids)
+    assert share > sum(category[i] == second_cat for i in before.item_ids)
+
+
+def test_a_disliked_item_never_comes_back(platform, client):
+    user = f"user-{uuid.uuid4()}"
+    first = client.recommend(user, k=5).item_ids
+    client.log_feedback([Event(item_id=first[0], type="dislike", user_id=user)])
+    for _ in range(3):
+        assert first[0] not in client.recommend(user, k=50).item_ids
+
+
+def test_a_retried_feedback_call_stores_each_event_once(platform, client):
+    user = f"user-{uuid.uuid4()}"
+    items = client.recommend(user, k=3).item_ids
+    events = [Event(item_id=i, type="click", user_id=user) for i in items]
+    assert (client.log_feedback(events).accepted, client.log_feedback(events).duplicates) == (3, 3)
+    again = client.log_feedback(events)
+    assert (again.accepted, again.duplicates) == (0, 3)
+    rows = query(platform, "SELECT event_id, count(*) FROM events WHERE user_id = %s"
+                 " GROUP BY event_id", user)
+    assert sorted(rows) == sorted((e.event_id, 1) for e in events)
+    state = query(platform, "SELECT item_ids FROM user_state WHERE subject = %s", user)
+    assert state == [(items,)]
+
+
+def test_anonymous_sessions_get_their_own_state(platform, client):
+    session = f"session-{uuid.uuid4()}"
+    shown = client.recommend("", k=3, session_id=session).item_ids
+    client.log_feedback([Event(item_id=shown[0], type="dislike", session_id=session)])
+    assert shown[0] not in client.recommend("", k=50, session_id=session).item_ids
+
+
+def test_a_new_item_is_recommendable_on_the_next_call(platform, client):
+    item = Item(f"new-{uuid.uuid4()}", "A brand new smoky jazz record",
+                "Late-night saxophone standards, recorded live.", ("jazz",),
+                published_at=datetime.now(UTC))
+    assert client.upsert_items([item]) == 1
+    catalogue_size = query(platform, "SELECT count(*) FROM items")[0][0]
+    rec = client.recommend(f"user-{uuid.uuid4()}", k=min(catalogue_size, 1000))
+    assert item.item_id in rec.item_ids
+    stored = query(platform, "SELECT cardinality(embedding) FROM items WHERE item_id = %s",
+                   item.item_id)
+    assert stored == [(384,)]
+
+
+def test_impressions_are_logged_off_the_hot_path(platform, client):
+    rec = client.recommend(f"user-{uuid.uuid4()}", k=4)
+    deadline = time.monotonic() + 10
+    rows: list[tuple] = []
+    while time.monotonic() < deadline and len(rows) < 4:
+        rows = query(platform, "SELECT item_id FROM impressions WHERE recommendation_id = %s"
+                     " ORDER BY position", rec.recommendation_id)
+        time.sleep(0.1)
+    assert [r[0] for r in rows] == rec.item_ids
+
+
+def test_forget_user_deletes_their_rows(platform, client):
+    user = f"user-{uuid.uuid4()}"
+    items = client.recommend(user, k=2).item_ids
+    client.log_feedback([Event(item_id=i, type="like", user_id=user) for i in items])
+    assert client.forget_user(user) == 2
+    for table, column in (("events", "user_id"), ("users", "user_id"),
+                          ("user_state", "subject")):
+        assert query(platform, f"SELECT count(*) FROM {table} WHERE {column} = %s", user) == [(0,)]
+
+
+def test_parameters_are_versioned_and_take_effect(platform, client):
+    before = client.get_parameters()
+    updated = client.update_parameters({"popularity_weight": 0.4}, changed_by="ops",
+                                       reason="test")
+    assert updated["version"] == before["version"] + 1
+    assert updated["parameters"]["popularity_weight"] == pytest.approx(0.4)
+    assert updated["parameters"]["relevance_weight"] == before["parameters"]["relevance_weight"]
+    history = client.parameter_history(limit=2)
+    assert [h["version"] for h in history] == [updated["version"], before["version"]]
+    deadline = time.monotonic() + 5
+    while client.recommend("params-user", k=1).parameter_version != updated["version"]:
+        assert time.monotonic() < deadline, "parameter change not in force"
+        time.sleep(0.05)
+
+
+def test_metrics_are_exported(platform, client):
+    client.recommend(f"user-{uuid.uuid4()}", k=1)
+    url = f"http://127.0.0.1:{platform.settings.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        text = response.read().decode()
+    assert 'recsys_grpc_requests_total{code="OK",method="Recommend"}' in text
+    assert "recsys_grpc_request_seconds_bucket" in text
+    assert 'recsys_triton_call_seconds_count{model="user_encoder"}' in text
+
+
+def test_feedback_timestamps_may_not_be_in_the_future(platform, client):
+    event = Event(item_id="x", type="click", user_id="u",
+                  timestamp=datetime.now(UTC) + timedelta(days=1))
+    with pytest.raises(grpc.RpcError) as error:
+        client.log_feedback([event])
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
