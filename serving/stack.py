@@ -33,7 +33,7 @@ from serving.inference.client import TritonEncoders
 from serving.store.db import PROJECT_ROOT, migrate, open_pool, start_embedded
 
 log = logging.getLogger(__name__)
-console = Console()
+console = Console(soft_wrap=True)
 PR_SET_PDEATHSIG = 1
 
 

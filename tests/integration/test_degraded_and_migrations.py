@@ -1,0 +1,74 @@
+"""Fallback without Triton, and the Alembic round trip on empty and populated databases."""
+
+from __future__ import annotations
+
+import time
+import uuid
+
+import psycopg
+import pytest
+
+from serving.client import RecsysClient
+from serving.store.db import migrate, start_embedded
+from tests.conftest import free_port
+from tests.integration.platform import Running, grpc_server
+
+pytestmark = pytest.mark.integration
+
+
+def test_recommend_degrades_to_the_fallback_when_triton_is_unreachable(platform: Running,
+                                                                       tmp_path):
+    settings = platform.settings.model_copy(
+        update={"grpc_port": free_port(), "metrics_port": 0, "triton_grpc_port": free_port(),
+                "triton_timeout_ms": 150}
+    )
+    with grpc_server(settings, tmp_path / "degraded.log"), RecsysClient(
+        settings.grpc_target, retries=0, timeout_s=2
+    ) as client:
+        started = time.perf_counter()
+        rec = client.recommend(f"user-{uuid.uuid4()}", k=10)
+        assert time.perf_counter() - started < 2
+        assert rec.degraded and len(rec.items) == 10 and rec.model_version == ""
+        assert all(item.components["relevance"] == 0 for item in rec.items)
+
+
+def tables(url: str) -> set[str]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchall()
+    return {r[0] for r in rows} - {"alembic_version"}
+
+
+def test_migrations_round_trip_on_empty_and_populated_databases(tmp_path):
+    server = start_embedded(tmp_path)
+    try:
+        url = str(server.get_uri())
+        migrate(url)
+        created = tables(url)
+        assert {"items", "events", "impressions", "user_state", "parameter_versions"} <= created
+        migrate(url, "base", downgrade=True)
+        assert tables(url) == set()
+        migrate(url)
+        with psycopg.connect(url) as conn:
+            conn.execute("INSERT INTO items (item_id, title, embedding) VALUES ('i', 't', '{0.5}')")
+            conn.execute("INSERT INTO item_stats (item_id) VALUES ('i')")
+            conn.execute(
+                "INSERT INTO events (event_id, item_id, type, occurred_at)"
+                " VALUES ('e', 'i', 1, now())"
+            )
+            conn.execute(
+                "INSERT INTO recommendations (recommendation_id, variant, parameter_version,"
+                " model_version, latency_ms, degraded) VALUES (%s, 'control', 1, '1', 2, false)",
+                (uuid.uuid4(),),
+            )
+            conn.execute(
+                "INSERT INTO parameter_versions (parameters, changed_by, reason)"
+                " VALUES ('{}', 'me', 'test')"
+            )
+        migrate(url, "base", downgrade=True)
+        assert tables(url) == set()
+        migrate(url)
+        assert tables(url) == created
+    finally:
+        server.cleanup()
