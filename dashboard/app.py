@@ -26,6 +26,9 @@ from serving.config import load_settings  # noqa: E402
 
 REFRESH_S = 5
 HISTORY_ROWS = 20
+SLOW_WINDOW_S = 3600
+"""Windows longer than this are read at most every ``SLOW_WINDOW_TTL_S`` seconds."""
+SLOW_WINDOW_TTL_S = 60
 
 
 @st.cache_resource(show_spinner=False)
@@ -113,9 +116,26 @@ def _engagement_chart(per_minute: pd.DataFrame) -> alt.LayerChart:
     return layered
 
 
-def _show_engagement(conn: psycopg.Connection[Any], window_s: int) -> None:
+Snapshot = tuple[pd.DataFrame, dict[str, float], dict[str, float | None]]
+
+
+def _read(conn: psycopg.Connection[Any], window_s: int) -> Snapshot:
     per_minute = queries.engagement_per_minute(conn, window_s)
-    totals = queries.summary(conn, window_s, per_minute)
+    return (
+        per_minute,
+        queries.summary(conn, window_s, per_minute),
+        queries.latency(conn, window_s),
+    )
+
+
+@st.cache_data(ttl=SLOW_WINDOW_TTL_S, show_spinner=False)
+def _read_slow(url: str, window_s: int) -> Snapshot:
+    # Long windows scan many rows: read them at most once a minute, shared by all
+    # sessions, instead of on every refresh of every browser tab.
+    return _read(_connection(url), window_s)
+
+
+def _show_engagement(per_minute: pd.DataFrame, totals: dict[str, float]) -> None:
     columns = st.columns(6)
     columns[0].metric("Impressions", _count(totals["impressions"]))
     columns[1].metric("Clicks", _count(totals["clicks"]), help="attributed to an impression")
@@ -144,8 +164,7 @@ def _show_engagement(conn: psycopg.Connection[Any], window_s: int) -> None:
         )
 
 
-def _show_latency(conn: psycopg.Connection[Any], window_s: int) -> None:
-    stats = queries.latency(conn, window_s)
+def _show_latency(stats: dict[str, float | None]) -> None:
     st.subheader("Serving")
     columns = st.columns(4)
     columns[0].metric("Recommendations", _count(stats["recommendations"] or 0))
@@ -186,14 +205,19 @@ def live(url: str, window_s: int) -> None:
     """The auto-refreshing part of the page: reruns alone every ``REFRESH_S`` seconds."""
     try:
         conn = _connection(url)
-        _show_engagement(conn, window_s)
-        _show_latency(conn, window_s)
+        if window_s > SLOW_WINDOW_S:
+            per_minute, totals, serving = _read_slow(url, window_s)
+        else:
+            per_minute, totals, serving = _read(conn, window_s)
+        _show_engagement(per_minute, totals)
+        _show_latency(serving)
         _show_parameters(conn)
     except psycopg.Error as error:
         # Keep the page up through a database restart; the next refresh reconnects.
         _connect.clear()
         st.warning(f"Cannot read the database right now ({type(error).__name__}); retrying.")
-    st.caption(f"Refreshes every {REFRESH_S} s.")
+    every = SLOW_WINDOW_TTL_S if window_s > SLOW_WINDOW_S else REFRESH_S
+    st.caption(f"Traffic figures refresh every {every} s, parameters every {REFRESH_S} s.")
 
 
 def main() -> None:
