@@ -63,34 +63,6 @@ def _database_url() -> str | None:
     return settings.database_url.get_secret_value()
 
 
-@st.cache_resource(show_spinner=False)
-def _arrow_problem() -> str | None:
-    """Why Streamlit's tables and charts cannot work here, or None when they can.
-
-    They serialise through pyarrow, and pyarrow 26 refuses to import next to the
-    numpy<2 that Triton's Python backend forces on the platform; the page then still
-    shows every number (as text) and says what to fix instead of failing.
-    """
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError as error:
-        return str(error)
-    return None
-
-
-def _table(frame: pd.DataFrame) -> None:
-    if _arrow_problem() is None:
-        st.dataframe(frame, hide_index=True)
-        return
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    rows = [
-        "| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |"
-        for row in frame.itertuples(index=False)
-    ]
-    st.markdown("\n".join([header, rule, *rows]))
-
-
 def _count(value: float) -> str:
     return f"{int(value):,}"
 
@@ -154,14 +126,7 @@ def _show_engagement(per_minute: pd.DataFrame, totals: dict[str, float]) -> None
         )
         return
     st.caption(f"Conversion (attributed purchases / impressions): {totals['conversion']:.2%}")
-    problem = _arrow_problem()
-    if problem is None:
-        st.altair_chart(_engagement_chart(per_minute), width="stretch")
-    else:
-        st.warning(
-            f"The per-minute chart is unavailable: pyarrow cannot be imported ({problem}). "
-            "Install a pyarrow that supports the installed numpy (pyarrow<26 for numpy 1.x)."
-        )
+    st.altair_chart(_engagement_chart(per_minute), width="stretch")
 
 
 def _show_latency(stats: dict[str, float | None]) -> None:
@@ -194,10 +159,10 @@ def _show_parameters(conn: psycopg.Connection[Any]) -> None:
     )
     left, right = st.columns([1, 2])
     with left:
-        _table(values)
+        st.dataframe(values)
     with right:
         st.caption("Recent versions")
-        _table(queries.parameter_history(conn, HISTORY_ROWS))
+        st.dataframe(queries.parameter_history(conn, HISTORY_ROWS))
 
 
 @st.fragment(run_every=REFRESH_S)

@@ -13,7 +13,9 @@ from serving.store.db import sqlalchemy_url
 def database_url() -> str:
     url = context.config.attributes.get("database_url") or os.environ.get("RECSYS_DATABASE_URL")
     if not url:
-        raise SystemExit("Set RECSYS_DATABASE_URL (or run `recsys migrate` for the embedded server)")
+        raise SystemExit(
+            "Set RECSYS_DATABASE_URL (or run `recsys migrate` for the embedded server)"
+        )
     return sqlalchemy_url(url)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 from typing import Annotated
@@ -79,7 +80,9 @@ def prepare_models(
 
 @app.command()
 def simulate(
-    duration: Annotated[float | None, typer.Option(help="Seconds to run (default: forever).")] = None,
+    duration: Annotated[
+        float | None, typer.Option(help="Seconds to run (default: forever).")
+    ] = None,
 ) -> None:
     """Synthetic users who click what matches hidden tastes (demo traffic)."""
     from serving.client import AsyncRecsysClient
@@ -98,10 +101,8 @@ def simulate(
             )
         typer.echo(str(stats))
 
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(main())
-    except KeyboardInterrupt:
-        pass
 
 
 if __name__ == "__main__":

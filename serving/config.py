@@ -100,7 +100,9 @@ class Settings(BaseSettings):
                 continue
             if isinstance(value, SecretStr):
                 value = value.get_secret_value()
-            env[ENV_PREFIX + name.upper()] = str(value.value if isinstance(value, StrEnum) else value)
+            env[ENV_PREFIX + name.upper()] = str(
+                value.value if isinstance(value, StrEnum) else value
+            )
         return env
 
     @property

@@ -42,7 +42,10 @@ def create_server(
 ) -> grpc.aio.Server:
     """A gRPC server with every service registered, bound to the configured port."""
     server = grpc.aio.server(
-        interceptors=[ErrorInterceptor(), AdminAuthInterceptor(settings.admin_token.get_secret_value())],
+        interceptors=[
+            ErrorInterceptor(),
+            AdminAuthInterceptor(settings.admin_token.get_secret_value()),
+        ],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
@@ -87,8 +90,9 @@ class Platform:
         )
         impressions.start()
         recommender = RecommenderService(pool, index, encoders, parameters, impressions)
-        return cls(pool, encoders, parameters, index_sync, impressions, recommender,
-                   AdminService(pool))
+        return cls(
+            pool, encoders, parameters, index_sync, impressions, recommender, AdminService(pool)
+        )
 
     async def close(self) -> None:
         await self.index_sync.close()
@@ -110,7 +114,9 @@ async def serve(settings: Settings) -> None:
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     log.info(
         "gRPC on %s:%d (%d items, user_encoder v%s)",
-        settings.grpc_host, settings.grpc_port, len(platform.recommender.index),
+        settings.grpc_host,
+        settings.grpc_port,
+        len(platform.recommender.index),
         platform.recommender.index.space.version if platform.recommender.index.space else "-",
     )
     stop = asyncio.Event()

@@ -89,7 +89,9 @@ class Stack:
         if self.settings.database_url is not None:
             console.print("[bold]PostgreSQL[/] using RECSYS_DATABASE_URL")
             return self.settings.database_url.get_secret_value()
-        console.print(f"[bold]PostgreSQL[/] embedded, data in {self.settings.state_dir / 'postgres'}")
+        console.print(
+            f"[bold]PostgreSQL[/] embedded, data in {self.settings.state_dir / 'postgres'}"
+        )
         server = start_embedded(self.settings.state_dir)
         self._exit.callback(server.cleanup)
         self._embedded_postgres = True
@@ -98,9 +100,7 @@ class Stack:
     def _start_triton(self) -> None:
         console.print("[bold]Triton[/] starting tritonserver (loading MiniLM takes a moment)")
         log_file = self._log_file("tritonserver")
-        process = tritonserver.start_server(
-            self.settings, log_file, preexec_fn=_die_with_parent
-        )
+        process = tritonserver.start_server(self.settings, log_file, preexec_fn=_die_with_parent)
         self.children.append(Child("tritonserver", process, self.logs / "tritonserver.log"))
         tritonserver.wait_ready(self.settings, process)
 
@@ -136,11 +136,19 @@ class Stack:
 
     def _dashboard_command(self) -> list[str]:
         return [
-            sys.executable, "-m", "streamlit", "run", str(PROJECT_ROOT / "dashboard" / "app.py"),
-            "--server.port", str(self.settings.dashboard_port),
-            "--server.address", self.settings.grpc_host,
-            "--server.headless", "true",
-            "--browser.gatherUsageStats", "false",
+            sys.executable,
+            "-m",
+            "streamlit",
+            "run",
+            str(PROJECT_ROOT / "dashboard" / "app.py"),
+            "--server.port",
+            str(self.settings.dashboard_port),
+            "--server.address",
+            self.settings.grpc_host,
+            "--server.headless",
+            "true",
+            "--browser.gatherUsageStats",
+            "false",
         ]
 
     def _log_file(self, name: str) -> IO[bytes]:
@@ -197,7 +205,9 @@ class Stack:
             f"  metrics      http://{host}:{s.metrics_port}/metrics" if s.metrics_port else "",
             f"  dashboard    http://{host}:{s.dashboard_port}" if self.dashboard else "",
             f"  Triton       http {s.triton_host}:{s.triton_http_port}  grpc :{s.triton_grpc_port}"
-            f"  metrics :{s.triton_metrics_port}" if s.start_triton else "",
+            f"  metrics :{s.triton_metrics_port}"
+            if s.start_triton
+            else "",
             "  PostgreSQL   " + url,
             f"  simulator    {s.simulate_rate:g} Recommend/s" if self.simulate else "",
             f"  logs         {self.logs}/",

@@ -68,7 +68,8 @@ CREATE TABLE events_default PARTITION OF events DEFAULT;
 CREATE INDEX events_user ON events (user_id, occurred_at);
 CREATE INDEX events_session ON events (session_id, occurred_at);
 CREATE INDEX events_occurred_at ON events (occurred_at);
-CREATE INDEX events_recommendation ON events (recommendation_id) WHERE recommendation_id IS NOT NULL;
+CREATE INDEX events_recommendation ON events (recommendation_id)
+    WHERE recommendation_id IS NOT NULL;
 
 CREATE TABLE recommendations (
     recommendation_id uuid PRIMARY KEY,

@@ -15,8 +15,9 @@ from serving.errors import RecsysError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
-REQUESTS = Counter("recsys_grpc_requests_total", "gRPC requests by method and status.",
-                   ["method", "code"])
+REQUESTS = Counter(
+    "recsys_grpc_requests_total", "gRPC requests by method and status.", ["method", "code"]
+)
 LATENCY = Histogram(
     "recsys_grpc_request_seconds",
     "gRPC request latency by method.",
@@ -37,7 +38,7 @@ def _wrap_unary(
     )
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class ErrorInterceptor(grpc.aio.ServerInterceptor):
     """Maps domain errors to their status, anything else to a generic INTERNAL (logged
     with its trace), and records request counts and latency by method and status."""
 
@@ -76,7 +77,7 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         return _wrap_unary(handler, wrapper)
 
 
-class AdminAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class AdminAuthInterceptor(grpc.aio.ServerInterceptor):
     """Methods of the services in ``protected`` need ``authorization: Bearer <token>``."""
 
     def __init__(self, token: str, protected: tuple[str, ...] = ("/recsys.v1.Admin/",)) -> None:

@@ -77,7 +77,10 @@ def recommend_request(
     user_id: str, k: int, session_id: str, exclude: Iterable[str], context: Mapping[str, str]
 ) -> pb.RecommendRequest:
     return pb.RecommendRequest(
-        user_id=user_id, session_id=session_id, k=k, exclude_item_ids=list(exclude),
+        user_id=user_id,
+        session_id=session_id,
+        k=k,
+        exclude_item_ids=list(exclude),
         context=dict(context),
     )
 
@@ -104,8 +107,11 @@ def upsert_request(items: Sequence[Item]) -> pb.UpsertItemsRequest:
     messages = []
     for item in items:
         message = pb.Item(
-            item_id=item.item_id, title=item.title, description=item.description,
-            categories=list(item.categories), tags=list(item.tags),
+            item_id=item.item_id,
+            title=item.title,
+            description=item.description,
+            categories=list(item.categories),
+            tags=list(item.tags),
             attributes=dict(item.attributes),
         )
         if item.published_at is not None:
@@ -118,8 +124,10 @@ def update_parameters_request(
     changes: Mapping[str, Any], changed_by: str, reason: str
 ) -> pb.UpdateParametersRequest:
     return pb.UpdateParametersRequest(
-        parameters=pb.Parameters(**changes), update_mask=list(changes),
-        changed_by=changed_by, reason=reason,
+        parameters=pb.Parameters(**changes),
+        update_mask=list(changes),
+        changed_by=changed_by,
+        reason=reason,
     )
 
 

@@ -15,6 +15,7 @@ import sys
 import sysconfig
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -89,7 +90,9 @@ def server_command(settings: Settings, home: Path) -> list[str]:
     ]
 
 
-def start_server(settings: Settings, log: IO[bytes], **popen: object) -> subprocess.Popen[bytes]:
+def start_server(
+    settings: Settings, log: IO[bytes], preexec_fn: Callable[[], None] | None = None
+) -> subprocess.Popen[bytes]:
     """Start tritonserver on the runtime model repository (not waiting for readiness)."""
     home = server_home(settings.state_dir)
     return subprocess.Popen(
@@ -97,7 +100,7 @@ def start_server(settings: Settings, log: IO[bytes], **popen: object) -> subproc
         env=server_environment(),
         stdout=log,
         stderr=subprocess.STDOUT,
-        **popen,  # type: ignore[arg-type]
+        preexec_fn=preexec_fn,
     )
 
 

@@ -138,6 +138,7 @@ class UserEncoder(nn.Module):
         x = self.embed(item_ids, event_types, content)
         for block in self.blocks[:-1]:
             x = block(x, mask)
-        attention = self.blocks[-1].last_query_attention(x, mask)
-        x = self.blocks[-1](x, mask)
+        last: CausalBlock = self.blocks[-1]  # type: ignore[assignment]
+        attention = last.last_query_attention(x, mask)
+        x = last(x, mask)
         return self.norm(x), attention

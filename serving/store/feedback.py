@@ -190,7 +190,9 @@ async def load_user_state(pool: AsyncConnectionPool, subject: str) -> UserState:
 async def forget_user(pool: AsyncConnectionPool, user_id: str) -> int:
     """Delete every row about ``user_id``; returns the number of events deleted."""
     async with pool.connection() as conn, conn.transaction():
-        cur = await conn.execute("DELETE FROM events WHERE user_id = %s RETURNING event_id", (user_id,))
+        cur = await conn.execute(
+            "DELETE FROM events WHERE user_id = %s RETURNING event_id", (user_id,)
+        )
         event_ids = [row[0] for row in await cur.fetchall()]
         await conn.execute("DELETE FROM event_ids WHERE event_id = ANY(%s)", (event_ids,))
         await conn.execute("DELETE FROM user_state WHERE subject = %s", (user_id,))

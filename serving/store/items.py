@@ -73,7 +73,7 @@ async def upsert_items(
         )
 
 
-def _row_to_stored(row: tuple) -> StoredItem:  # type: ignore[type-arg]
+def _row_to_stored(row: tuple) -> StoredItem:
     item_id, title, description, categories, tags, attributes, published, emb, updated, deleted = (
         row
     )
@@ -97,7 +97,9 @@ async def items_changed_since(
         if since is None:
             await cur.execute(SELECT_COLUMNS + " ORDER BY updated_at")
         else:
-            await cur.execute(SELECT_COLUMNS + " WHERE updated_at > %s ORDER BY updated_at", (since,))
+            await cur.execute(
+                SELECT_COLUMNS + " WHERE updated_at > %s ORDER BY updated_at", (since,)
+            )
         return [_row_to_stored(row) for row in await cur.fetchall()]
 
 

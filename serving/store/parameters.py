@@ -11,15 +11,19 @@ CHANNEL = "recsys_parameters"
 COLUMNS = "version, parameters, changed_by, reason, created_at"
 
 
-def _to_version(row: tuple) -> ParameterVersion:  # type: ignore[type-arg]
+def _to_version(row: tuple) -> ParameterVersion:
     version, values, changed_by, reason, created_at = row
-    return ParameterVersion(version, Parameters.model_validate(values), changed_by, reason, created_at)
+    return ParameterVersion(
+        version, Parameters.model_validate(values), changed_by, reason, created_at
+    )
 
 
 async def current_parameters(pool: AsyncConnectionPool) -> ParameterVersion:
     """The newest version; creates version 1 from the defaults on an empty table."""
     async with pool.connection() as conn:
-        cur = await conn.execute(f"SELECT {COLUMNS} FROM parameter_versions ORDER BY version DESC LIMIT 1")
+        cur = await conn.execute(
+            f"SELECT {COLUMNS} FROM parameter_versions ORDER BY version DESC LIMIT 1"
+        )
         row = await cur.fetchone()
     if row is not None:
         return _to_version(row)

@@ -12,7 +12,9 @@ from serving.models.user_encoder import UserEncoder
 from serving.store import artifacts
 
 
-def item_space(model: UserEncoder, vocabulary: tuple[str, ...], version: int) -> artifacts.ItemSpace:
+def item_space(
+    model: UserEncoder, vocabulary: tuple[str, ...], version: int
+) -> artifacts.ItemSpace:
     """What the orchestrator needs to score items the way ``model`` does."""
     weights = model.item_embedding.weight.detach().cpu().numpy()[1:]
     projection = model.content_projection

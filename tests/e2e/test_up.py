@@ -66,13 +66,24 @@ def wait_for(check, timeout_s: float = 30) -> None:
 
 
 def test_up_runs_everything_and_stops_cleanly(tmp_path: Path):
-    ports = {name: free_port() for name in (
-        "GRPC_PORT", "METRICS_PORT", "DASHBOARD_PORT", "TRITON_HTTP_PORT", "TRITON_GRPC_PORT",
-        "TRITON_METRICS_PORT")}
+    ports = {
+        name: free_port()
+        for name in (
+            "GRPC_PORT",
+            "METRICS_PORT",
+            "DASHBOARD_PORT",
+            "TRITON_HTTP_PORT",
+            "TRITON_GRPC_PORT",
+            "TRITON_METRICS_PORT",
+        )
+    }
     env = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
     env |= {f"RECSYS_{k}": str(v) for k, v in ports.items()}
-    env |= {"RECSYS_STATE_DIR": str(tmp_path / "state"), "RECSYS_DEMO_ITEMS": "300",
-            "RECSYS_SIMULATE_RATE": "10"}
+    env |= {
+        "RECSYS_STATE_DIR": str(tmp_path / "state"),
+        "RECSYS_DEMO_ITEMS": "300",
+        "RECSYS_SIMULATE_RATE": "10",
+    }
 
     process = start(env)
     try:
@@ -106,8 +117,7 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path):
     left = [p for p in descendants if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert left == [], f"orphans: {left}"
     assert not any(
-        str(tmp_path) in " ".join(p.info["cmdline"] or [])
-        for p in psutil.process_iter(["cmdline"])
+        str(tmp_path) in " ".join(p.info["cmdline"] or []) for p in psutil.process_iter(["cmdline"])
     ), "a process of the stack outlived it"
 
     # A second start reuses the catalogue and the model.

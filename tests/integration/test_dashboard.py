@@ -103,19 +103,9 @@ def _metrics(at: AppTest) -> dict[str, str]:
     return {metric.label: metric.value for metric in at.metric}
 
 
-def _arrow_works() -> bool:
-    try:
-        import pyarrow  # noqa: F401
-    except ImportError:
-        return False
-    return True
-
-
 def _tables_text(at: AppTest) -> str:
-    """The text of every table, whether shown as a dataframe or (without a working
-    pyarrow) as markdown."""
-    parts = [md.value for md in at.markdown]
-    parts += [frame.value.to_string() for frame in at.dataframe]
+    """The text of every table on the page."""
+    parts = [frame.value.to_string() for frame in at.dataframe]
     return "\n".join(parts)
 
 
@@ -169,15 +159,10 @@ def test_dashboard_shows_the_metrics_and_parameters(
     assert metrics["Degraded"] == "50.0%"
     assert any("Version 2" in md.value and "alice" in md.value for md in at.markdown)
     assert "popularity_weight: 0.15 -> 0.3" in _tables_text(at)
-    if _arrow_works():
-        values = at.dataframe[0].value
-        shown = dict(zip(values["parameter"], values["value"], strict=True))
-        assert shown["popularity_weight"] == "0.3"
-        assert at.get("arrow_vega_lite_chart")
-    else:
-        # Without a usable pyarrow the tables are markdown and the chart is a warning.
-        assert "| popularity_weight | 0.3 |" in _tables_text(at)
-        assert any("pyarrow" in warning.value for warning in at.warning)
+    values = at.dataframe[0].value
+    shown = dict(zip(values["parameter"], values["value"], strict=True))
+    assert shown["popularity_weight"] == "0.3"
+    assert at.get("vega_lite_chart")  # the Altair chart
 
     # Another window: the 2-hour-old recommendation now counts.
     at.radio[0].set_value("Last 24 h").run()

@@ -16,15 +16,19 @@ from tests.integration.platform import Running, grpc_server
 pytestmark = pytest.mark.integration
 
 
-def test_recommend_degrades_to_the_fallback_when_triton_is_unreachable(platform: Running,
-                                                                       tmp_path):
+def test_recommend_degrades_to_the_fallback_when_triton_is_unreachable(platform: Running, tmp_path):
     settings = platform.settings.model_copy(
-        update={"grpc_port": free_port(), "metrics_port": 0, "triton_grpc_port": free_port(),
-                "triton_timeout_ms": 150}
+        update={
+            "grpc_port": free_port(),
+            "metrics_port": 0,
+            "triton_grpc_port": free_port(),
+            "triton_timeout_ms": 150,
+        }
     )
-    with grpc_server(settings, tmp_path / "degraded.log"), RecsysClient(
-        settings.grpc_target, retries=0, timeout_s=2
-    ) as client:
+    with (
+        grpc_server(settings, tmp_path / "degraded.log"),
+        RecsysClient(settings.grpc_target, retries=0, timeout_s=2) as client,
+    ):
         started = time.perf_counter()
         rec = client.recommend(f"user-{uuid.uuid4()}", k=10)
         assert time.perf_counter() - started < 2

@@ -61,9 +61,14 @@ def test_bad_feedback_is_rejected_whole_and_writes_nothing(platform, stubs):
         "events[1].item_id": [dict(item_id=good), dict(item_id="no-such-item")],
         "events[0].type": [dict(item_id=good, type=0)],
         "events[0].event_id": [dict(item_id=good, event_id="")],
-        "events[0].timestamp": [dict(item_id=good,
-                                     timestamp=pb.FeedbackEvent().timestamp.__class__(
-                                         seconds=int(datetime.now(UTC).timestamp()) + 86400))],
+        "events[0].timestamp": [
+            dict(
+                item_id=good,
+                timestamp=pb.FeedbackEvent().timestamp.__class__(
+                    seconds=int(datetime.now(UTC).timestamp()) + 86400
+                ),
+            )
+        ],
     }
     for field, events in cases.items():
         request = pb.LogFeedbackRequest(
@@ -73,17 +78,21 @@ def test_bad_feedback_is_rejected_whole_and_writes_nothing(platform, stubs):
         assert code == grpc.StatusCode.INVALID_ARGUMENT, field
         assert details.startswith(field), details
     with psycopg.connect(platform.url) as conn:
-        assert conn.execute("SELECT count(*) FROM events WHERE user_id = %s",
-                            (user,)).fetchone() == (0,)
-        assert conn.execute("SELECT count(*) FROM user_state WHERE subject = %s",
-                            (user,)).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM events WHERE user_id = %s", (user,)
+        ).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM user_state WHERE subject = %s", (user,)
+        ).fetchone() == (0,)
 
 
 def test_too_many_events_in_one_call(platform, stubs):
     item = some_item(platform)
     request = pb.LogFeedbackRequest(
-        events=[pb.FeedbackEvent(event_id=str(i), user_id="u", item_id=item, type=1)
-                for i in range(10_001)]
+        events=[
+            pb.FeedbackEvent(event_id=str(i), user_id="u", item_id=item, type=1)
+            for i in range(10_001)
+        ]
     )
     code, details = status_of(stubs[0].LogFeedback, request)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("events")
@@ -94,8 +103,9 @@ def test_items_without_text_are_rejected(platform, stubs):
     code, details = status_of(stubs[0].UpsertItems, request)
     assert code == grpc.StatusCode.INVALID_ARGUMENT and details.startswith("items[0].title")
     with psycopg.connect(platform.url) as conn:
-        assert conn.execute("SELECT count(*) FROM items WHERE item_id = 'empty-text'"
-                            ).fetchone() == (0,)
+        assert conn.execute(
+            "SELECT count(*) FROM items WHERE item_id = 'empty-text'"
+        ).fetchone() == (0,)
 
 
 @pytest.mark.parametrize("metadata", [(), (("authorization", "Bearer wrong"),)])
@@ -110,8 +120,10 @@ def test_admin_calls_need_the_token(stubs, metadata):
 def test_bad_parameter_values_name_the_field(stubs):
     metadata = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
     request = pb.UpdateParametersRequest(
-        parameters=pb.Parameters(candidate_pool_size=1), update_mask=["candidate_pool_size"],
-        changed_by="ops", reason="too small",
+        parameters=pb.Parameters(candidate_pool_size=1),
+        update_mask=["candidate_pool_size"],
+        changed_by="ops",
+        reason="too small",
     )
     code, details = status_of(stubs[1].UpdateParameters, request, metadata=metadata)
     assert code == grpc.StatusCode.INVALID_ARGUMENT

@@ -66,8 +66,14 @@ def test_feedback_steers_the_next_recommendation(platform, client: RecsysClient)
 
     disliked = before.item_ids[0]
     clicked = by_category[second_cat][:3]
-    events = [Event(item_id=disliked, type="dislike", user_id=user,
-                    recommendation_id=before.recommendation_id)]
+    events = [
+        Event(
+            item_id=disliked,
+            type="dislike",
+            user_id=user,
+            recommendation_id=before.recommendation_id,
+        )
+    ]
     events += [Event(item_id=i, type="click", user_id=user) for i in clicked]
     assert client.log_feedback(events).accepted == 4
 
@@ -98,8 +104,9 @@ def test_a_retried_feedback_call_stores_each_event_once(platform, client):
     assert (client.log_feedback(events).accepted, client.log_feedback(events).duplicates) == (3, 3)
     again = client.log_feedback(events)
     assert (again.accepted, again.duplicates) == (0, 3)
-    rows = query(platform, "SELECT event_id, count(*) FROM events WHERE user_id = %s"
-                 " GROUP BY event_id", user)
+    rows = query(
+        platform, "SELECT event_id, count(*) FROM events WHERE user_id = %s GROUP BY event_id", user
+    )
     assert sorted(rows) == sorted((e.event_id, 1) for e in events)
     state = query(platform, "SELECT item_ids FROM user_state WHERE subject = %s", user)
     assert state == [(items,)]
@@ -113,15 +120,20 @@ def test_anonymous_sessions_get_their_own_state(platform, client):
 
 
 def test_a_new_item_is_recommendable_on_the_next_call(platform, client):
-    item = Item(f"new-{uuid.uuid4()}", "A brand new smoky jazz record",
-                "Late-night saxophone standards, recorded live.", ("jazz",),
-                published_at=datetime.now(UTC))
+    item = Item(
+        f"new-{uuid.uuid4()}",
+        "A brand new smoky jazz record",
+        "Late-night saxophone standards, recorded live.",
+        ("jazz",),
+        published_at=datetime.now(UTC),
+    )
     assert client.upsert_items([item]) == 1
     catalogue_size = query(platform, "SELECT count(*) FROM items")[0][0]
     rec = client.recommend(f"user-{uuid.uuid4()}", k=min(catalogue_size, 1000))
     assert item.item_id in rec.item_ids
-    stored = query(platform, "SELECT cardinality(embedding) FROM items WHERE item_id = %s",
-                   item.item_id)
+    stored = query(
+        platform, "SELECT cardinality(embedding) FROM items WHERE item_id = %s", item.item_id
+    )
     assert stored == [(384,)]
 
 
@@ -130,8 +142,11 @@ def test_impressions_are_logged_off_the_hot_path(platform, client):
     deadline = time.monotonic() + 10
     rows: list[tuple] = []
     while time.monotonic() < deadline and len(rows) < 4:
-        rows = query(platform, "SELECT item_id FROM impressions WHERE recommendation_id = %s"
-                     " ORDER BY position", rec.recommendation_id)
+        rows = query(
+            platform,
+            "SELECT item_id FROM impressions WHERE recommendation_id = %s ORDER BY position",
+            rec.recommendation_id,
+        )
         time.sleep(0.1)
     assert [r[0] for r in rows] == rec.item_ids
 
@@ -141,15 +156,13 @@ def test_forget_user_deletes_their_rows(platform, client):
     items = client.recommend(user, k=2).item_ids
     client.log_feedback([Event(item_id=i, type="like", user_id=user) for i in items])
     assert client.forget_user(user) == 2
-    for table, column in (("events", "user_id"), ("users", "user_id"),
-                          ("user_state", "subject")):
+    for table, column in (("events", "user_id"), ("users", "user_id"), ("user_state", "subject")):
         assert query(platform, f"SELECT count(*) FROM {table} WHERE {column} = %s", user) == [(0,)]
 
 
 def test_parameters_are_versioned_and_take_effect(platform, client):
     before = client.get_parameters()
-    updated = client.update_parameters({"popularity_weight": 0.4}, changed_by="ops",
-                                       reason="test")
+    updated = client.update_parameters({"popularity_weight": 0.4}, changed_by="ops", reason="test")
     assert updated["version"] == before["version"] + 1
     assert updated["parameters"]["popularity_weight"] == pytest.approx(0.4)
     assert updated["parameters"]["relevance_weight"] == before["parameters"]["relevance_weight"]
@@ -172,8 +185,9 @@ def test_metrics_are_exported(platform, client):
 
 
 def test_feedback_timestamps_may_not_be_in_the_future(platform, client):
-    event = Event(item_id="x", type="click", user_id="u",
-                  timestamp=datetime.now(UTC) + timedelta(days=1))
+    event = Event(
+        item_id="x", type="click", user_id="u", timestamp=datetime.now(UTC) + timedelta(days=1)
+    )
     with pytest.raises(grpc.RpcError) as error:
         client.log_feedback([event])
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT

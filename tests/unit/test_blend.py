@@ -41,10 +41,17 @@ def test_relevance_is_monotonic_and_bounded():
 
 
 def test_blend_weights_components_and_total():
-    params = Parameters(relevance_weight=2, popularity_weight=0.5, freshness_weight=0.0,
-                        negative_feedback_penalty=1.0)
+    params = Parameters(
+        relevance_weight=2,
+        popularity_weight=0.5,
+        freshness_weight=0.0,
+        negative_feedback_penalty=1.0,
+    )
     mixed = scoring.blend(
-        params, np.array([0.5, 0.9]), np.array([1.0, 0.0]), np.array([1.0, 1.0]),
+        params,
+        np.array([0.5, 0.9]),
+        np.array([1.0, 0.0]),
+        np.array([1.0, 1.0]),
         np.array([0.0, 0.8]),
     )
     assert mixed.total.tolist() == pytest.approx([1.5, 1.0])

@@ -13,11 +13,11 @@ NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 
 
 def test_sdk_events_round_trip_through_the_proto():
-    event = sdk.Event(item_id="i1", type="click", user_id="u1", recommendation_id="r1",
-                      timestamp=NOW)
+    event = sdk.Event(
+        item_id="i1", type="click", user_id="u1", recommendation_id="r1", timestamp=NOW
+    )
     [domain] = convert.events_from_proto(sdk.feedback_request([event]), NOW)
-    assert (domain.event_id, domain.item_id, domain.type) == (event.event_id, "i1",
-                                                               EventType.CLICK)
+    assert (domain.event_id, domain.item_id, domain.type) == (event.event_id, "i1", EventType.CLICK)
     assert domain.occurred_at == NOW and domain.subject == "u1"
 
 

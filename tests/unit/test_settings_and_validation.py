@@ -49,8 +49,14 @@ def test_parameters_are_bounded_and_name_the_field():
 
 
 def event(**overrides):
-    values = dict(event_id="e1", user_id="u1", session_id="", item_id="i1",
-                  type=EventType.CLICK, occurred_at=NOW)
+    values = dict(
+        event_id="e1",
+        user_id="u1",
+        session_id="",
+        item_id="i1",
+        type=EventType.CLICK,
+        occurred_at=NOW,
+    )
     return FeedbackEvent(**(values | overrides))
 
 

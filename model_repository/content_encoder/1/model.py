@@ -18,13 +18,17 @@ class TritonPythonModel:
         texts, sizes = [], []
         for request in requests:
             raw = pb_utils.get_input_tensor_by_name(request, "TEXT").as_numpy().reshape(-1)
-            decoded = [t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in raw]
+            decoded = [
+                t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in raw
+            ]
             texts.extend(decoded)
             sizes.append(len(decoded))
         embeddings = self.encoder.encode(texts)
         responses, start = [], 0
         for size in sizes:
-            out = pb_utils.Tensor("EMBEDDING", np.ascontiguousarray(embeddings[start : start + size]))
+            out = pb_utils.Tensor(
+                "EMBEDDING", np.ascontiguousarray(embeddings[start : start + size])
+            )
             responses.append(pb_utils.InferenceResponse(output_tensors=[out]))
             start += size
         return responses
