@@ -43,6 +43,31 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def wait_until(ready: Callable[[], bool], timeout_s: float, poll_s: float = 0.3) -> bool:
+    """Poll ``ready`` until it is true (returns True) or the timeout passes (False)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ready():
+            return True
+        time.sleep(poll_s)
+    return False
+
+
+def grpc_ready(target: str) -> bool:
+    """Whether the gRPC server at ``target`` reports SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    with grpc.insecure_channel(target) as channel:
+        try:
+            reply = health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=1
+            )
+        except grpc.RpcError:
+            return False
+    return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
 @dataclass
 class Child:
     name: str
@@ -52,11 +77,12 @@ class Child:
 
 class Stack:
     def __init__(self, settings: Settings, *, simulate: bool = True, dashboard: bool = True):
-        self.settings = settings
+        # Children run from the project root: give them an absolute state folder.
+        self.settings = settings.model_copy(update={"state_dir": settings.state_dir.resolve()})
         self.simulate = simulate
         self.dashboard = dashboard
         self.children: list[Child] = []
-        self.logs = settings.state_dir / "logs"
+        self.logs = self.settings.state_dir / "logs"
         self._exit = ExitStack()
         self._stopping = False
         self._embedded_postgres = False
@@ -71,17 +97,16 @@ class Stack:
         repository.prepare_repository(
             self.settings.model_repository, self.settings.triton_instance_kind
         )
-        env = {"RECSYS_DATABASE_URL": url}
         self.settings = self.settings.model_copy(update={"database_url": SecretStr(url)})
         if self.settings.start_triton:
             self._start_triton()
         asyncio.run(self._bootstrap(url))
-        self._spawn("server", [sys.executable, "-m", "serving.cli", "serve"], env)
-        self._wait_for("gRPC server", self._grpc_ready)
+        self._spawn("server", [sys.executable, "-m", "serving.cli", "serve"])
+        self._wait_for("gRPC server", lambda: grpc_ready(self.settings.grpc_target))
         if self.simulate:
-            self._spawn("simulator", [sys.executable, "-m", "serving.cli", "simulate"], env)
+            self._spawn("simulator", [sys.executable, "-m", "serving.cli", "simulate"])
         if self.dashboard:
-            self._spawn("dashboard", self._dashboard_command(), env)
+            self._spawn("dashboard", self._dashboard_command())
             self._wait_for("dashboard", self._dashboard_ready)
         self._print_summary(url)
 
@@ -154,10 +179,12 @@ class Stack:
     def _log_file(self, name: str) -> IO[bytes]:
         return self._exit.enter_context((self.logs / f"{name}.log").open("ab"))
 
-    def _spawn(self, name: str, command: list[str], env: dict[str, str]) -> None:
+    def _spawn(self, name: str, command: list[str]) -> None:
+        """Start a child with this stack's settings (children read them from RECSYS_*)."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
         process = subprocess.Popen(
             command,
-            env=os.environ | env,
+            env=env | self.settings.to_env(),
             stdout=self._log_file(name),
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
@@ -166,26 +193,12 @@ class Stack:
         self.children.append(Child(name, process, self.logs / f"{name}.log"))
 
     def _wait_for(self, what: str, ready: Callable[[], bool], timeout_s: float = 120) -> None:
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        def check() -> bool:
             self._check_children()
-            if ready():
-                return
-            time.sleep(0.3)
-        raise TimeoutError(f"{what} not ready after {timeout_s:.0f}s; see {self.logs}")
+            return ready()
 
-    def _grpc_ready(self) -> bool:
-        import grpc
-        from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-        with grpc.insecure_channel(self.settings.grpc_target) as channel:
-            try:
-                reply = health_pb2_grpc.HealthStub(channel).Check(
-                    health_pb2.HealthCheckRequest(), timeout=1
-                )
-            except grpc.RpcError:
-                return False
-        return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+        if not wait_until(check, timeout_s):
+            raise TimeoutError(f"{what} not ready after {timeout_s:.0f}s; see {self.logs}")
 
     def _dashboard_ready(self) -> bool:
         url = f"http://{self._host()}:{self.settings.dashboard_port}/_stcore/health"
