@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -26,6 +27,7 @@ from serving.ranking.service import RecommenderService
 from serving.ranking.sync import IndexSync, ParameterCache
 from serving.store.db import open_pool, resolve_database_url
 from serving.store.impressions import ImpressionWriter
+from serving.store.partitions import ensure_event_partitions
 
 log = logging.getLogger(__name__)
 SERVICE_NAMES = (
@@ -77,6 +79,7 @@ class Platform:
     async def start(cls, settings: Settings) -> Platform:
         url = resolve_database_url(settings)
         pool = await open_pool(url)
+        await ensure_event_partitions(pool, datetime.now(UTC))
         encoders = TritonEncoders(settings.triton_grpc_url, settings.triton_timeout_ms)
         parameters = ParameterCache(pool, url)
         await parameters.start()

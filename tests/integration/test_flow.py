@@ -110,6 +110,11 @@ def test_a_retried_feedback_call_stores_each_event_once(platform, client):
     assert sorted(rows) == sorted((e.event_id, 1) for e in events)
     state = query(platform, "SELECT item_ids FROM user_state WHERE subject = %s", user)
     assert state == [(items,)]
+    # They landed in this month's partition of the time-partitioned events table.
+    partitions = query(
+        platform, "SELECT DISTINCT tableoid::regclass::text FROM events WHERE user_id = %s", user
+    )
+    assert partitions == [(f"events_{datetime.now(UTC):%Y_%m}",)]
 
 
 def test_anonymous_sessions_get_their_own_state(platform, client):

@@ -107,3 +107,10 @@ def test_items_need_text_and_unique_ids():
         validate_items([Item("a", "  ", "")])
     with pytest.raises(InvalidArgument, match=r"items\[1\]\.item_id"):
         validate_items([Item("a", "x"), Item("a", "y")])
+
+
+def test_month_boundaries_for_event_partitions():
+    from serving.store.partitions import month_start
+
+    assert month_start(datetime(2026, 12, 15, tzinfo=UTC)) == datetime(2026, 12, 1, tzinfo=UTC)
+    assert month_start(datetime(2026, 12, 15, tzinfo=UTC), 1) == datetime(2027, 1, 1, tzinfo=UTC)

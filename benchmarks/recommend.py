@@ -1,0 +1,182 @@
+"""Recommend latency and throughput against the local stack, next to bare Triton
+``user_encoder`` calls measured in the same run (closed loop, concurrency 1 / 8 / 32).
+
+    python -m benchmarks.recommend [--items 10000] [--seconds 10] [--state-dir DIR]
+
+It starts the same stack as ``recsys up`` (no simulator, no dashboard) on free ports,
+seeds the demo catalogue (``--state-dir`` keeps it for the next run), gives ``--users``
+users a click history, then measures. Targets (2-core machine): Recommend p50 at most
+2x bare Triton p50 at concurrency 1; p99 at most 50 ms at concurrency 8; at least
+300 Recommend/s at concurrency 32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import socket
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+
+from serving.client import AsyncRecsysClient, Event
+from serving.config import Settings
+from serving.inference.client import TritonEncoders
+from serving.stack import Stack
+
+CONCURRENCY = (1, 8, 32)
+HISTORY = 30
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str
+    concurrency: int
+    latencies_ms: np.ndarray
+    seconds: float
+    errors: Counter[str]
+    degraded: int = 0
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies_ms) / self.seconds
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(self.latencies_ms, q)) if len(self.latencies_ms) else 0.0
+
+
+async def closed_loop(
+    name: str, call: Callable[[int], Awaitable[bool]], concurrency: int, seconds: float
+) -> Run:
+    """``concurrency`` workers calling back to back for ``seconds``; ``call`` returns
+    whether the answer was degraded."""
+    latencies: list[float] = []
+    errors: Counter[str] = Counter()
+    degraded = 0
+    deadline = time.perf_counter() + seconds
+
+    async def worker(seed: int) -> None:
+        nonlocal degraded
+        n = seed
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            try:
+                degraded += await call(n)
+                latencies.append((time.perf_counter() - started) * 1000)
+            except grpc.aio.AioRpcError as error:
+                errors[error.code().name] += 1
+            except Exception as error:
+                errors[type(error).__name__] += 1
+            n += concurrency
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    elapsed = time.perf_counter() - started
+    return Run(name, concurrency, np.array(latencies), elapsed, errors, degraded)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def measure(settings: Settings, users: int, seconds: float) -> list[Run]:
+    rng = random.Random(0)
+    async with AsyncRecsysClient(settings.grpc_target, timeout_s=10) as client:
+        catalogue = (await client.recommend("bench-probe", k=1000)).item_ids
+        for u in range(users):
+            picks = rng.sample(catalogue, HISTORY)
+            await client.log_feedback([Event(i, "click", user_id=f"bench-{u}") for i in picks])
+        encoders = TritonEncoders(settings.triton_grpc_url, timeout_ms=10_000)
+        length = 50
+        tokens = np.array([rng.randrange(1, 300) for _ in range(length)], np.int64)
+        types = np.ones(length, np.int64)
+        content = np.random.default_rng(0).standard_normal((length, 384)).astype(np.float32)
+
+        async def bare(_: int) -> bool:
+            await encoders.encode_user(tokens, types, content)
+            return False
+
+        async def recommend(n: int) -> bool:
+            return (await client.recommend(f"bench-{n % users}", k=10)).degraded
+
+        for _ in range(50):  # warm-up
+            await bare(0)
+            await recommend(0)
+        runs = []
+        for concurrency in CONCURRENCY:
+            runs.append(await closed_loop("bare Triton user_encoder", bare, concurrency, seconds))
+            runs.append(await closed_loop("Recommend (gRPC)", recommend, concurrency, seconds))
+        await encoders.close()
+    return runs
+
+
+def report(runs: list[Run], command: str) -> str:
+    lines = [
+        "| call | concurrency | requests/s | p50 ms | p95 ms | p99 ms | max ms | errors"
+        " | degraded |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in runs:
+        lines.append(
+            f"| {r.name} | {r.concurrency} | {r.throughput:.0f} | {r.percentile(50):.1f} | "
+            f"{r.percentile(95):.1f} | {r.percentile(99):.1f} | {r.percentile(100):.1f} | "
+            f"{sum(r.errors.values())} {dict(r.errors) or ''} | {r.degraded} |"
+        )
+    by = {(r.name.startswith("Recommend"), r.concurrency): r for r in runs}
+    ratio = by[(True, 1)].percentile(50) / max(by[(False, 1)].percentile(50), 1e-9)
+    p99_8 = by[(True, 8)].percentile(99)
+    rps_32 = by[(True, 32)].throughput
+    checks = [
+        (f"Recommend p50 / bare Triton p50 at c=1: {ratio:.2f}x (target <= 2x)", ratio <= 2),
+        (f"Recommend p99 at c=8: {p99_8:.1f} ms (target <= 50 ms)", p99_8 <= 50),
+        (f"Recommend throughput at c=32: {rps_32:.0f}/s (target >= 300/s)", rps_32 >= 300),
+    ]
+    lines.append("")
+    lines += [f"- {'PASS' if ok else 'MISS'} {text}" for text, ok in checks]
+    lines.append(f"\nreproduce: {command}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=10_000)
+    parser.add_argument("--users", type=int, default=500)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--state-dir", type=Path, default=None)
+    args = parser.parse_args()
+    state = args.state_dir or Path(tempfile.mkdtemp(prefix="recsys-bench-"))
+    ports = (
+        "grpc_port",
+        "metrics_port",
+        "dashboard_port",
+        "triton_http_port",
+        "triton_grpc_port",
+        "triton_metrics_port",
+    )
+    settings = Settings(
+        state_dir=state,
+        demo_items=args.items,
+        triton_timeout_ms=1000,
+        **{name: free_port() for name in ports},  # type: ignore[arg-type]
+    )
+    stack = Stack(settings, simulate=False, dashboard=False)
+    try:
+        stack.start()
+        runs = asyncio.run(measure(stack.settings, args.users, args.seconds))
+    finally:
+        stack.stop()
+    print(report(runs, "python -m benchmarks.recommend " + " ".join(sys.argv[1:])))
+
+
+if __name__ == "__main__":
+    main()
