@@ -23,6 +23,7 @@ def month_start(moment: datetime, offset: int = 0) -> datetime:
 async def ensure_event_partitions(
     pool: AsyncConnectionPool, now: datetime, months: int = 2
 ) -> None:
+    """Create the partitions of the ``months`` months from ``now``'s month, if missing."""
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
         for offset in range(months):
