@@ -8,7 +8,7 @@ replaced (never mutated in place) so a request always sees one consistent state.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,7 +26,6 @@ class IndexArrays:
     vectors: np.ndarray  # (N, d) item vectors in the current model space; (N, 0) without one
     published: np.ndarray  # (N,) epoch seconds, NaN when unknown
     live: np.ndarray  # (N,) bool
-    categories: tuple[tuple[str, ...], ...]
 
 
 def _epoch(moment: datetime | None) -> float:
@@ -47,7 +46,6 @@ class ItemIndex:
             vectors=np.zeros((0, 0), np.float32),
             published=np.zeros(0),
             live=np.zeros(0, bool),
-            categories=(),
         )
         self.popularity = np.zeros(0)  # decayed engagement at popularity_at
         self.popularity_at = np.zeros(0)  # epoch seconds
@@ -63,51 +61,39 @@ class ItemIndex:
     def position(self, item_id: str) -> int | None:
         return self._position.get(item_id)
 
-    def item(self, item_id: str) -> Item | None:
-        position = self._position.get(item_id)
-        return None if position is None else self._items[position]
-
     def upsert(self, stored: Iterable[StoredItem]) -> None:
         """Add or replace items (soft-deleted ones stay, marked not live)."""
-        stored = list(stored)
-        if not stored:
+        latest = {entry.item.item_id: entry for entry in stored}  # last write wins
+        if not latest:
             return
         old = self.arrays
-        content = old.content.copy()
-        published = old.published.copy()
-        live = old.live.copy()
-        categories = list(old.categories)
-        new_rows: list[StoredItem] = []
-        for entry in stored:
-            position = self._position.get(entry.item.item_id)
-            if position is None:
-                new_rows.append(entry)
-                continue
-            self._items[position] = entry.item
-            content[position] = entry.embedding
-            published[position] = _epoch(entry.item.published_at)
-            live[position] = not entry.deleted
-            categories[position] = entry.item.categories
-        for entry in new_rows:
-            self._position[entry.item.item_id] = len(self._items)
-            self._items.append(entry.item)
-        if new_rows:
-            content = np.concatenate([content, np.stack([e.embedding for e in new_rows])])
-            published = np.concatenate([published, [_epoch(e.item.published_at) for e in new_rows]])
-            live = np.concatenate([live, [not e.deleted for e in new_rows]])
-            categories.extend(e.item.categories for e in new_rows)
-            grow = len(new_rows)
-            self.popularity = np.concatenate([self.popularity, np.zeros(grow)])
-            self.popularity_at = np.concatenate([self.popularity_at, np.zeros(grow)])
-        ids = tuple(item.item_id for item in self._items)
-        self.arrays = IndexArrays(
-            ids,
-            content.astype(np.float32),
-            self._vectors(ids, content),
-            published,
-            live,
-            tuple(categories),
-        )
+        for item_id, entry in latest.items():
+            if item_id not in self._position:
+                self._position[item_id] = len(self._items)
+                self._items.append(entry.item)
+            else:
+                self._items[self._position[item_id]] = entry.item
+        size, grow = len(self._items), len(self._items) - len(old.ids)
+        content = np.concatenate([old.content, np.zeros((grow, self._content_dim), np.float32)])
+        published = np.concatenate([old.published, np.full(grow, math.nan)])
+        live = np.concatenate([old.live, np.zeros(grow, bool)])
+        rows = np.fromiter((self._position[i] for i in latest), dtype=np.int64, count=len(latest))
+        content[rows] = np.stack([entry.embedding for entry in latest.values()])
+        published[rows] = [_epoch(entry.item.published_at) for entry in latest.values()]
+        live[rows] = [not entry.deleted for entry in latest.values()]
+        ids = old.ids + tuple(item.item_id for item in self._items[len(old.ids) :])
+        vectors = old.vectors
+        if self.space is not None:
+            # Only the rows written now need new vectors.
+            vectors = np.concatenate(
+                [old.vectors, np.zeros((grow, old.vectors.shape[1]), np.float32)]
+            )
+            vectors[rows] = self.space.vectors(list(latest), content[rows])
+        else:
+            vectors = np.zeros((size, 0), np.float32)
+        self.popularity = np.concatenate([self.popularity, np.zeros(grow)])
+        self.popularity_at = np.concatenate([self.popularity_at, np.zeros(grow)])
+        self.arrays = IndexArrays(ids, content, vectors, published, live)
 
     def set_space(self, space: ItemSpace) -> None:
         """Place every item in a (new) model version's space."""
@@ -116,16 +102,10 @@ class ItemIndex:
         self.arrays = IndexArrays(
             old.ids,
             old.content,
-            self._vectors(old.ids, old.content),
+            space.vectors(old.ids, old.content),
             old.published,
             old.live,
-            old.categories,
         )
-
-    def _vectors(self, ids: Sequence[str], content: np.ndarray) -> np.ndarray:
-        if self.space is None:
-            return np.zeros((len(ids), 0), np.float32)
-        return self.space.vectors(list(ids), content)
 
     def update_stats(self, rows: Iterable[ItemStatsRow]) -> None:
         popularity = self.popularity.copy()

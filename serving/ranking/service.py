@@ -17,6 +17,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from serving.domain import (
     NEGATIVE_EVENTS,
+    EventType,
     FeedbackEvent,
     Item,
     Recommendation,
@@ -74,46 +75,66 @@ class RecommenderService:
         self._encoders = encoders
         self._parameters = parameters
         self._impressions = impressions
-        self.model_version_seen = ""
 
     async def recommend(self, query: RecommendQuery) -> Recommendation:
         started = time.perf_counter()
         validate_query(query)
         version = self._parameters.current
         params = version.parameters
-        degraded = False
-        try:
-            with outage_as_unavailable():
-                state = await feedback_store.load_user_state(self._pool, query.subject)
-        except Unavailable:
-            log.warning("user state unavailable; answering without history")
-            state, degraded = UserState(), True
-        history_ids = list(state.item_ids[-params.history_length :])
-        history_types = list(state.event_types[-params.history_length :])
-
-        arrays = self.index.arrays
-        excluded = set(query.exclude_item_ids) | state.disliked
-        if params.exclude_seen:
-            excluded.update(state.item_ids)
-        allowed = scoring.allowed_mask(arrays.live, self.index.positions, excluded)
-
+        state, degraded = await self._user_state(query.subject)
+        history = list(zip(state.item_ids, state.event_types, strict=True))
+        history = history[-params.history_length :]
         encoding: UserEncoding | None = None
-        if history_ids and self.index.space is not None:
+        if self.index.space is None:
+            degraded = True  # no model version loaded yet
+        elif history:
             try:
-                encoding = await self._encode(history_ids, history_types)
+                encoding = await self._encode(history)
             except Unavailable as error:
                 log.warning("user encoder unavailable, using the fallback: %s", error)
                 degraded = True
-        elif self.index.space is None:
-            degraded = True
+        # No await from here on: the index cannot change while this request scores.
+        items = self._rank(query, params, state, history, encoding)
+        recommendation = Recommendation(
+            recommendation_id=str(uuid.uuid4()),
+            items=tuple(items),
+            model_version=encoding.model_version if encoding else "",
+            degraded=degraded,
+            variant=CONTROL_VARIANT,
+            parameter_version=version.version,
+        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        self._impressions.record(
+            LoggedRecommendation(recommendation, query.user_id, query.session_id, latency_ms)
+        )
+        return recommendation
 
-        now = time.time()
+    async def _user_state(self, subject: str) -> tuple[UserState, bool]:
+        """The subject's state, or an empty one (degraded) while the database is down."""
+        try:
+            with outage_as_unavailable():
+                return await feedback_store.load_user_state(self._pool, subject), False
+        except Unavailable:
+            log.warning("user state unavailable; answering without history")
+            return UserState(), True
+
+    def _rank(
+        self,
+        query: RecommendQuery,
+        params: Parameters,
+        state: UserState,
+        history: list[tuple[str, EventType]],
+        encoding: UserEncoding | None,
+    ) -> list[ScoredItem]:
+        """Retrieve candidates, blend, filter and explain (synchronous: one index snapshot)."""
+        index, arrays, now = self.index, self.index.arrays, time.time()
+        excluded = set(query.exclude_item_ids) | state.disliked
+        if params.exclude_seen:
+            excluded.update(state.item_ids)
+        allowed = scoring.allowed_mask(arrays.live, index.positions, excluded)
         popularity = scoring.popularity_signal(
             scoring.decayed_popularity(
-                self.index.popularity,
-                self.index.popularity_at,
-                now,
-                params.popularity_half_life_hours,
+                index.popularity, index.popularity_at, now, params.popularity_half_life_hours
             )
         )
         freshness = scoring.freshness_signal(
@@ -133,10 +154,10 @@ class RecommenderService:
         )
         candidates = candidates[allowed[candidates]]
         negatives = [
-            p
-            for i, t in zip(history_ids, history_types, strict=True)
-            if t in NEGATIVE_EVENTS
-            if (p := self.index.position(i)) is not None
+            position
+            for item_id, event_type in history
+            if event_type in NEGATIVE_EVENTS
+            if (position := index.position(item_id)) is not None
         ]
         mixed = scoring.blend(
             params,
@@ -147,53 +168,36 @@ class RecommenderService:
         )
         order = scoring.top_k(mixed.total, query.k)
         chosen = candidates[order]
-        explanations = self._explain(chosen, history_ids, encoding)
-        recommendation = Recommendation(
-            recommendation_id=str(uuid.uuid4()),
-            items=tuple(
-                ScoredItem(
-                    item_id=arrays.ids[position],
-                    score=float(mixed.total[row]),
-                    components=mixed.components(row),
-                    because_item_ids=explanations[rank],
-                )
-                for rank, (position, row) in enumerate(zip(chosen, order, strict=True))
-            ),
-            model_version=encoding.model_version if encoding else "",
-            degraded=degraded,
-            variant=CONTROL_VARIANT,
-            parameter_version=version.version,
-        )
-        latency_ms = (time.perf_counter() - started) * 1000
-        self._impressions.record(
-            LoggedRecommendation(recommendation, query.user_id, query.session_id, latency_ms)
-        )
-        return recommendation
+        explanations = self._explain(chosen, [i for i, _ in history], encoding)
+        return [
+            ScoredItem(
+                item_id=arrays.ids[position],
+                score=float(mixed.total[row]),
+                components=mixed.components(row),
+                because_item_ids=explanations[rank],
+            )
+            for rank, (position, row) in enumerate(zip(chosen, order, strict=True))
+        ]
 
-    async def _encode(
-        self, history_ids: Sequence[str], history_types: Sequence[int]
-    ) -> UserEncoding:
+    async def _encode(self, history: Sequence[tuple[str, EventType]]) -> UserEncoding:
+        """The user encoder over ``history``, left-padded to the model's length; the
+        attention returned covers the real history only (oldest first)."""
         space = self.index.space
         assert space is not None
-        length = space.max_len
-        history_ids, history_types = history_ids[-length:], history_types[-length:]
-        pad = length - len(history_ids)
+        arrays, length = self.index.arrays, space.max_len
+        history = history[-length:]
+        pad = length - len(history)
         tokens = np.zeros(length, np.int64)
         types = np.zeros(length, np.int64)
-        content = np.zeros((length, self.index.arrays.content.shape[1]), np.float32)
-        for offset, (item_id, event_type) in enumerate(
-            zip(history_ids, history_types, strict=True)
-        ):
+        content = np.zeros((length, arrays.content.shape[1]), np.float32)
+        for offset, (item_id, event_type) in enumerate(history):
             tokens[pad + offset] = space.token.get(item_id, 0)
             types[pad + offset] = int(event_type)
             position = self.index.position(item_id)
-            if position is not None:
-                content[pad + offset] = self.index.arrays.content[position]
+            if position is not None and position < len(arrays.ids):
+                content[pad + offset] = arrays.content[position]
         encoding = await self._encoders.encode_user(tokens, types, content)
-        self.model_version_seen = encoding.model_version
-        # Keep only the real history's attention, oldest first like history_ids.
-        attention = encoding.attention[pad:]
-        return UserEncoding(encoding.vector, attention, encoding.model_version)
+        return UserEncoding(encoding.vector, encoding.attention[pad:], encoding.model_version)
 
     def _explain(
         self, chosen: np.ndarray, history_ids: list[str], encoding: UserEncoding | None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import psycopg
@@ -20,6 +21,11 @@ from serving.store import parameters as parameter_store
 log = logging.getLogger(__name__)
 # Rows committed slightly out of timestamp order are caught by re-reading a margin.
 OVERLAP = timedelta(seconds=5)
+
+
+def _latest(current: datetime | None, moments: Iterable[datetime]) -> datetime:
+    newest = max(moments)
+    return newest if current is None else max(current, newest)
 
 
 class ParameterCache:
@@ -54,9 +60,10 @@ class ParameterCache:
                 ) as conn:
                     await conn.execute(f"LISTEN {parameter_store.CHANNEL}")
                     await self.reload()  # anything missed while (re)connecting
-                    async for _ in conn.notifies(timeout=30):
-                        await self.reload()
-                    await self.reload()
+                    while True:
+                        async for _ in conn.notifies(timeout=30):
+                            await self.reload()
+                        await self.reload()  # a slow poll as a backstop
             except (psycopg.Error, OSError) as error:
                 log.warning("parameter listener lost the database (%s); retrying", error)
                 await asyncio.sleep(1)
@@ -84,6 +91,9 @@ class IndexSync:
         self._interval = interval_s
         self._items_seen: datetime | None = None
         self._stats_seen: datetime | None = None
+        # What was applied per item, so rows re-read in the overlap are not applied again.
+        self._item_versions: dict[str, datetime] = {}
+        self._stats_versions: dict[str, datetime] = {}
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -92,15 +102,25 @@ class IndexSync:
 
     async def refresh(self) -> None:
         since = None if self._items_seen is None else self._items_seen - OVERLAP
-        changed = await items.items_changed_since(self._pool, since)
+        changed = [
+            c
+            for c in await items.items_changed_since(self._pool, since)
+            if self._item_versions.get(c.item.item_id) != c.updated_at
+        ]
         if changed:
             self._index.upsert(changed)
-            self._items_seen = max(c.updated_at for c in changed)
+            self._item_versions.update((c.item.item_id, c.updated_at) for c in changed)
+            self._items_seen = _latest(self._items_seen, (c.updated_at for c in changed))
         since = None if self._stats_seen is None else self._stats_seen - OVERLAP
-        stats = await items.stats_changed_since(self._pool, since)
+        stats = [
+            s
+            for s in await items.stats_changed_since(self._pool, since)
+            if self._stats_versions.get(s.item_id) != s.updated_at
+        ]
         if stats:
             self._index.update_stats(stats)
-            self._stats_seen = max(s.updated_at for s in stats)
+            self._stats_versions.update((s.item_id, s.updated_at) for s in stats)
+            self._stats_seen = _latest(self._stats_seen, (s.updated_at for s in stats))
         await self._follow_model()
 
     async def _follow_model(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -31,15 +32,19 @@ class ItemSpace:
         """Model input id of each vocabulary item (1-based; 0 means no learned embedding)."""
         return {item_id: i + 1 for i, item_id in enumerate(self.vocabulary)}
 
-    def vectors(self, item_ids: list[str], content: np.ndarray) -> np.ndarray:
+    @cached_property
+    def _learned(self) -> np.ndarray:
+        """Learned embeddings by token; row 0 (no learned embedding) is zero."""
+        zero = np.zeros((1, self.item_embeddings.shape[1]), dtype=np.float32)
+        return np.concatenate([zero, self.item_embeddings.astype(np.float32)])
+
+    def vectors(self, item_ids: Sequence[str], content: np.ndarray) -> np.ndarray:
         """Item vectors: learned embedding (zero for items the model never saw) + projection."""
-        learned = np.zeros((len(item_ids), self.item_embeddings.shape[1]), dtype=np.float32)
-        for row, item_id in enumerate(item_ids):
-            token = self.token.get(item_id)
-            if token is not None:
-                learned[row] = self.item_embeddings[token - 1]
+        tokens = np.fromiter(
+            (self.token.get(i, 0) for i in item_ids), dtype=np.int64, count=len(item_ids)
+        )
         projected = content @ self.projection_weight.T + self.projection_bias
-        return (learned + projected).astype(np.float32)
+        return (self._learned[tokens] + projected).astype(np.float32)
 
 
 def _pack(array: np.ndarray) -> bytes:

@@ -4,14 +4,16 @@ serves, shows live numbers; Ctrl-C stops it all; a second start reuses the data.
 from __future__ import annotations
 
 import os
+import queue
 import re
-import selectors
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import IO
 
 import psutil
 import psycopg
@@ -24,20 +26,33 @@ from tests.conftest import free_port
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-def read_until(process: subprocess.Popen[str], marker: str, timeout_s: float) -> str:
-    """Everything the process printed up to and including the line with ``marker``."""
-    assert process.stdout is not None
-    selector = selectors.DefaultSelector()
-    selector.register(process.stdout, selectors.EVENT_READ)
-    output = ""
-    deadline = time.monotonic() + timeout_s
-    while marker not in output:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or process.poll() is not None:
-            raise AssertionError(f"no {marker!r} (exit {process.poll()}):\n{output}")
-        if selector.select(remaining):
-            output += process.stdout.readline()
-    return output
+class Output:
+    """Collects a process's output on a thread, so reading never blocks the test."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.text = ""
+        assert process.stdout is not None
+        threading.Thread(target=self._pump, args=(process.stdout,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self.lines.put(line)
+
+    def read_until(self, marker: str, timeout_s: float) -> str:
+        """Everything printed so far, once a line with ``marker`` has been printed."""
+        deadline = time.monotonic() + timeout_s
+        while marker not in self.text:
+            try:
+                self.text += self.lines.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                raise AssertionError(f"no {marker!r} within {timeout_s}s:\n{self.text}") from None
+        return self.text
+
+    def rest(self) -> str:
+        while not self.lines.empty():
+            self.text += self.lines.get()
+        return self.text
 
 
 def start(env: dict[str, str]) -> subprocess.Popen[str]:
@@ -52,10 +67,11 @@ def start(env: dict[str, str]) -> subprocess.Popen[str]:
     )
 
 
-def ctrl_c(process: subprocess.Popen[str]) -> str:
+def ctrl_c(process: subprocess.Popen[str], output: Output) -> str:
     os.killpg(process.pid, signal.SIGINT)
-    output, _ = process.communicate(timeout=90)
-    return output
+    process.wait(timeout=90)
+    time.sleep(0.5)  # let the reader thread drain the pipe
+    return output.rest()
 
 
 def wait_for(check, timeout_s: float = 30) -> None:
@@ -86,8 +102,9 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path):
     }
 
     process = start(env)
+    printed = Output(process)
     try:
-        output = read_until(process, "Ctrl-C stops everything", 600)
+        output = printed.read_until("Ctrl-C stops everything", 600)
         assert "seeded 300 demo items" in output
         assert "exported user_encoder v1" in output
         for port in ports.values():
@@ -110,7 +127,7 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path):
 
         wait_for(simulated_traffic)
     finally:
-        output = ctrl_c(process) if process.poll() is None else ""
+        output = ctrl_c(process, printed) if process.poll() is None else printed.rest()
     assert process.returncode == 0, output
     assert "stopped PostgreSQL" in output
     time.sleep(1)
@@ -122,9 +139,10 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path):
 
     # A second start reuses the catalogue and the model.
     process = start(env)
+    printed = Output(process)
     try:
-        output = read_until(process, "Ctrl-C stops everything", 300)
+        output = printed.read_until("Ctrl-C stops everything", 300)
         assert "seeded" not in output and "exported" not in output
     finally:
-        ctrl_c(process)
+        ctrl_c(process, printed)
     assert process.returncode == 0

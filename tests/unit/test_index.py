@@ -1,0 +1,51 @@
+from datetime import UTC, datetime
+
+import numpy as np
+
+from serving.domain import Item
+from serving.ranking.index import ItemIndex
+from serving.store.artifacts import ItemSpace
+from serving.store.items import ItemStatsRow, StoredItem
+
+NOW = datetime(2026, 11, 28, tzinfo=UTC)
+
+
+def stored(item_id: str, value: float, deleted: bool = False) -> StoredItem:
+    return StoredItem(Item(item_id, item_id), np.full(384, value, np.float32), NOW, deleted)
+
+
+def space() -> ItemSpace:
+    return ItemSpace(
+        version=1,
+        max_len=5,
+        vocabulary=("a",),
+        item_embeddings=np.array([[10.0, 0.0]], np.float32),
+        projection_weight=np.ones((2, 384), np.float32),
+        projection_bias=np.zeros(2, np.float32),
+    )
+
+
+def test_item_vectors_add_the_learned_embedding_to_projected_content():
+    vectors = space().vectors(["a", "new"], np.full((2, 384), 0.01, np.float32))
+    assert np.allclose(vectors, [[13.84, 3.84], [3.84, 3.84]])
+
+
+def test_upsert_adds_replaces_and_keeps_vectors_current():
+    index = ItemIndex()
+    index.upsert([stored("a", 0.01), stored("b", 0.02)])
+    assert index.arrays.vectors.shape == (2, 0)
+    index.set_space(space())
+    assert np.allclose(index.arrays.vectors[:, 0], [13.84, 7.68])
+    index.upsert([stored("b", 0.0), stored("c", 0.01, deleted=True)])
+    assert index.arrays.ids == ("a", "b", "c")
+    assert np.allclose(index.arrays.vectors[:, 1], [3.84, 0.0, 3.84])
+    assert index.arrays.live.tolist() == [True, True, False]
+    assert len(index.popularity) == 3
+
+
+def test_stats_update_popularity_by_item():
+    index = ItemIndex()
+    index.upsert([stored("a", 0.0), stored("b", 0.0)])
+    index.update_stats([ItemStatsRow("b", 4.0, NOW, NOW), ItemStatsRow("zz", 1.0, NOW, NOW)])
+    assert index.popularity.tolist() == [0.0, 4.0]
+    assert index.popularity_at[1] == NOW.timestamp()
