@@ -56,6 +56,8 @@ class Settings(BaseSettings):
     admin_token: SecretStr = SecretStr("recsys-dev-token")
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
     shutdown_grace_s: float = Field(10.0, ge=0)
+    db_pool_size: int = Field(16, ge=2, le=500)
+    """Connections each server keeps open to PostgreSQL."""
     impression_flush_ms: int = Field(200, ge=1)
     impression_batch_size: int = Field(1000, ge=1)
     index_refresh_s: float = Field(2.0, gt=0)

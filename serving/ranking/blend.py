@@ -35,12 +35,12 @@ def freshness_signal(published: np.ndarray, now: float, half_life_hours: float) 
     return np.nan_to_num(fresh, nan=0.0)
 
 
-def relevance_signal(scores: np.ndarray, allowed: np.ndarray) -> np.ndarray:
-    """Inner-product scores mapped to (0, 1) by a logistic of their z-score over the
-    allowed items, so they blend on the same scale as popularity and freshness."""
-    pool = scores[allowed] if allowed.any() else scores
-    std = float(pool.std()) or 1.0
-    return 1.0 / (1.0 + np.exp(-(scores - float(pool.mean())) / std))
+def relevance_signal(scores: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """Inner-product ``scores`` mapped to (0, 1) by a logistic of their z-score against
+    the ``reference`` scores (the catalogue), so they blend on the same scale as
+    popularity and freshness."""
+    std = float(reference.std()) or 1.0
+    return 1.0 / (1.0 + np.exp(-(scores - float(reference.mean())) / std))
 
 
 def allowed_mask(

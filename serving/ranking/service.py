@@ -75,6 +75,9 @@ class RecommenderService:
         self._encoders = encoders
         self._parameters = parameters
         self._impressions = impressions
+        self._prior_cache: tuple[int, tuple[object, ...], tuple[np.ndarray, np.ndarray]] | None = (
+            None
+        )
 
     async def recommend(self, query: RecommendQuery) -> Recommendation:
         started = time.perf_counter()
@@ -127,32 +130,28 @@ class RecommenderService:
         encoding: UserEncoding | None,
     ) -> list[ScoredItem]:
         """Retrieve candidates, blend, filter and explain (synchronous: one index snapshot)."""
-        index, arrays, now = self.index, self.index.arrays, time.time()
+        index, arrays = self.index, self.index.arrays
         excluded = set(query.exclude_item_ids) | state.disliked
         if params.exclude_seen:
             excluded.update(state.item_ids)
         allowed = scoring.allowed_mask(arrays.live, index.positions, excluded)
-        popularity = scoring.popularity_signal(
-            scoring.decayed_popularity(
-                index.popularity, index.popularity_at, now, params.popularity_half_life_hours
-            )
-        )
-        freshness = scoring.freshness_signal(
-            arrays.published, now, params.freshness_half_life_hours
-        )
+        popularity, freshness = self._prior(params)
+        # Retrieval: the candidate pool by inner product (or by the prior without a model);
+        # the blend then needs its signals for the candidates only.
         if encoding is not None:
-            relevance = scoring.relevance_signal(arrays.vectors @ encoding.vector, allowed)
-            first_stage = relevance
-        else:
-            relevance = np.zeros(len(arrays.ids))
-            first_stage = (
-                params.popularity_weight * popularity + params.freshness_weight * freshness
+            scores = arrays.vectors @ encoding.vector
+            candidates = scoring.top_k(
+                np.where(allowed, scores, -np.inf), params.candidate_pool_size
             )
-        # Retrieval: the candidate pool by inner product (or by the prior without a model).
-        candidates = scoring.top_k(
-            np.where(allowed, first_stage, -np.inf), params.candidate_pool_size
-        )
-        candidates = candidates[allowed[candidates]]
+            relevance = scoring.relevance_signal(scores[candidates], scores)
+        else:
+            prior = params.popularity_weight * popularity + params.freshness_weight * freshness
+            candidates = scoring.top_k(
+                np.where(allowed, prior, -np.inf), params.candidate_pool_size
+            )
+            relevance = np.zeros(len(candidates))
+        keep = allowed[candidates]
+        candidates, relevance = candidates[keep], relevance[keep]
         negatives = [
             position
             for item_id, event_type in history
@@ -161,7 +160,7 @@ class RecommenderService:
         ]
         mixed = scoring.blend(
             params,
-            relevance[candidates],
+            relevance,
             popularity[candidates],
             freshness[candidates],
             scoring.negative_similarity(arrays.content[candidates], arrays.content[negatives]),
@@ -178,6 +177,30 @@ class RecommenderService:
             )
             for rank, (position, row) in enumerate(zip(chosen, order, strict=True))
         ]
+
+    def _prior(self, params: Parameters) -> tuple[np.ndarray, np.ndarray]:
+        """Popularity and freshness of every item, recomputed at most once a second
+        (or when the index, its statistics or the half-lives change)."""
+        now = time.time()
+        key = (
+            self.index.arrays,
+            self.index.popularity,
+            params.popularity_half_life_hours,
+            params.freshness_half_life_hours,
+        )
+        cached = self._prior_cache
+        if (
+            cached is not None
+            and cached[0] == int(now)
+            and all(a is b for a, b in zip(cached[1], key, strict=True))
+        ):
+            return cached[2]
+        popularity = scoring.popularity_signal(
+            scoring.decayed_popularity(self.index.popularity, self.index.popularity_at, now, key[2])
+        )
+        freshness = scoring.freshness_signal(self.index.arrays.published, now, key[3])
+        self._prior_cache = (int(now), key, (popularity, freshness))
+        return popularity, freshness
 
     async def _encode(self, history: Sequence[tuple[str, EventType]]) -> UserEncoding:
         """The user encoder over ``history``, left-padded to the model's length; the

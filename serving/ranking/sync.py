@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable
 from datetime import datetime, timedelta
 
 import psycopg
@@ -19,13 +18,8 @@ from serving.store import artifacts, items
 from serving.store import parameters as parameter_store
 
 log = logging.getLogger(__name__)
-# Rows committed slightly out of timestamp order are caught by re-reading a margin.
-OVERLAP = timedelta(seconds=5)
-
-
-def _latest(current: datetime | None, moments: Iterable[datetime]) -> datetime:
-    newest = max(moments)
-    return newest if current is None else max(current, newest)
+# Longer than any transaction that writes items or statistics.
+OVERLAP = timedelta(seconds=10)
 
 
 class ParameterCache:
@@ -89,8 +83,8 @@ class IndexSync:
         self._index = index
         self._encoders = encoders
         self._interval = interval_s
-        self._items_seen: datetime | None = None
-        self._stats_seen: datetime | None = None
+        self._items_since: datetime | None = None
+        self._stats_since: datetime | None = None
         # What was applied per item, so rows re-read in the overlap are not applied again.
         self._item_versions: dict[str, datetime] = {}
         self._stats_versions: dict[str, datetime] = {}
@@ -101,26 +95,28 @@ class IndexSync:
         self._task = asyncio.create_task(self._run(), name="index-sync")
 
     async def refresh(self) -> None:
-        since = None if self._items_seen is None else self._items_seen - OVERLAP
+        # Writers stamp rows with clock_timestamp() inside short transactions, so anything
+        # committed after this point is stamped after `now - OVERLAP`: read from there next
+        # time, and skip rows already applied at the same timestamp.
+        now = await items.database_now(self._pool)
         changed = [
             c
-            for c in await items.items_changed_since(self._pool, since)
+            for c in await items.items_changed_since(self._pool, self._items_since)
             if self._item_versions.get(c.item.item_id) != c.updated_at
         ]
         if changed:
             self._index.upsert(changed)
             self._item_versions.update((c.item.item_id, c.updated_at) for c in changed)
-            self._items_seen = _latest(self._items_seen, (c.updated_at for c in changed))
-        since = None if self._stats_seen is None else self._stats_seen - OVERLAP
+        self._items_since = now - OVERLAP
         stats = [
             s
-            for s in await items.stats_changed_since(self._pool, since)
+            for s in await items.stats_changed_since(self._pool, self._stats_since)
             if self._stats_versions.get(s.item_id) != s.updated_at
         ]
         if stats:
             self._index.update_stats(stats)
             self._stats_versions.update((s.item_id, s.updated_at) for s in stats)
-            self._stats_seen = _latest(self._stats_seen, (s.updated_at for s in stats))
+        self._stats_since = now - OVERLAP
         await self._follow_model()
 
     async def _follow_model(self) -> None:

@@ -61,9 +61,16 @@ def migrate(url: str, revision: str = "head", *, downgrade: bool = False) -> Non
         command.upgrade(config, revision)
 
 
-async def open_pool(url: str, *, min_size: int = 2, max_size: int = 10) -> AsyncConnectionPool:
-    """An open pool; fails fast if the database cannot be reached."""
-    pool = AsyncConnectionPool(url, min_size=min_size, max_size=max_size, open=False)
+async def open_pool(url: str, size: int = 4) -> AsyncConnectionPool:
+    """An open pool of ``size`` connections, all connected up front: growing a pool under
+    load makes requests queue behind connection set-up. Fails fast when unreachable.
+
+    Connections are in autocommit mode so a read is one round trip (no BEGIN/COMMIT);
+    every write that spans statements runs in an explicit ``conn.transaction()``.
+    """
+    pool = AsyncConnectionPool(
+        url, min_size=size, max_size=size, open=False, kwargs={"autocommit": True}
+    )
     await pool.open(wait=True, timeout=30)
     return pool
 

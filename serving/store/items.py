@@ -65,7 +65,7 @@ async def upsert_items(
         )
         for item, embedding in zip(items, embeddings, strict=True)
     ]
-    async with pool.connection() as conn, conn.cursor() as cur:
+    async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
         await cur.executemany(UPSERT, rows)
         await cur.executemany(
             "INSERT INTO item_stats (item_id) VALUES (%s) ON CONFLICT DO NOTHING",
@@ -101,6 +101,14 @@ async def items_changed_since(
                 SELECT_COLUMNS + " WHERE updated_at > %s ORDER BY updated_at", (since,)
             )
         return [_row_to_stored(row) for row in await cur.fetchall()]
+
+
+async def database_now(pool: AsyncConnectionPool) -> datetime:
+    """The database server's clock (the one that stamps ``updated_at``)."""
+    async with pool.connection() as conn:
+        row = await (await conn.execute("SELECT clock_timestamp()")).fetchone()
+    assert row is not None
+    return row[0]  # type: ignore[no-any-return]
 
 
 async def count_items(pool: AsyncConnectionPool) -> int:

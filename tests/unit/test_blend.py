@@ -35,7 +35,7 @@ def test_freshness_is_one_for_new_items_and_zero_without_a_date():
 
 def test_relevance_is_monotonic_and_bounded():
     scores = np.array([3.0, -1.0, 0.5, 10.0])
-    relevance = scoring.relevance_signal(scores, np.ones(4, bool))
+    relevance = scoring.relevance_signal(scores, scores)
     assert np.all((relevance > 0) & (relevance < 1))
     assert np.argsort(relevance).tolist() == np.argsort(scores).tolist()
 
