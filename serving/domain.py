@@ -105,3 +105,7 @@ class Recommendation:
     degraded: bool
     variant: str
     parameter_version: int
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [item.item_id for item in self.items]

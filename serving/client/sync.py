@@ -11,7 +11,7 @@ from recsys.v1 import recsys_pb2 as pb
 from recsys.v1 import recsys_pb2_grpc as pb_grpc
 
 from serving.client import types as t
-from serving.domain import Item
+from serving.domain import Item, Recommendation
 
 R = TypeVar("R")
 
@@ -55,7 +55,7 @@ class RecsysClient:
         session_id: str = "",
         exclude: Iterable[str] = (),
         context: Mapping[str, str] | None = None,
-    ) -> t.Recommendation:
+    ) -> Recommendation:
         request = t.recommend_request(user_id, k, session_id, exclude, context or {})
         return t.recommendation_from_proto(self._call(self._recommender.Recommend, request))
 

@@ -12,32 +12,10 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from recsys.v1 import recsys_pb2 as pb
 
-from serving.domain import EventType, Item
+from serving.domain import EventType, Item, Recommendation, ScoredItem
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 DEFAULT_TIMEOUT_S = 5.0
-
-
-@dataclass(frozen=True)
-class RecommendedItem:
-    item_id: str
-    score: float
-    components: dict[str, float]
-    because_item_ids: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Recommendation:
-    recommendation_id: str
-    items: tuple[RecommendedItem, ...]
-    model_version: str
-    degraded: bool
-    variant: str
-    parameter_version: int
-
-    @property
-    def item_ids(self) -> list[str]:
-        return [item.item_id for item in self.items]
 
 
 @dataclass(frozen=True)
@@ -135,7 +113,7 @@ def recommendation_from_proto(response: pb.RecommendResponse) -> Recommendation:
     return Recommendation(
         recommendation_id=response.recommendation_id,
         items=tuple(
-            RecommendedItem(i.item_id, i.score, dict(i.components), tuple(i.because_item_ids))
+            ScoredItem(i.item_id, i.score, dict(i.components), tuple(i.because_item_ids))
             for i in response.items
         ),
         model_version=response.model_version,

@@ -20,10 +20,10 @@ from typing import Protocol
 
 import grpc
 
-from serving.client.types import Event, FeedbackResult, Recommendation
+from serving.client.types import Event, FeedbackResult
 from serving.demo.catalogue import CATEGORIES
 from serving.demo.tastes import Taste, click_probability, make_tastes
-from serving.domain import EventType, Item
+from serving.domain import EventType, Item, Recommendation
 
 log = logging.getLogger(__name__)
 

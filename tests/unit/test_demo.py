@@ -12,11 +12,11 @@ from datetime import UTC, datetime, timedelta
 import grpc
 import pytest
 
-from serving.client.types import Event, FeedbackResult, Recommendation, RecommendedItem
+from serving.client.types import Event, FeedbackResult
 from serving.demo import catalogue as cat
 from serving.demo.simulator import MAX_IN_FLIGHT, SimulationStats, position_bias, simulate
 from serving.demo.tastes import click_probability, make_tastes, synthetic_histories
-from serving.domain import POSITIVE_EVENTS, EventType, Item
+from serving.domain import POSITIVE_EVENTS, EventType, Item, Recommendation, ScoredItem
 
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
 
@@ -187,7 +187,7 @@ class FakeClient:
             start = (self.calls * 7) % (len(self.ids) - k)
             rec = Recommendation(
                 recommendation_id=str(uuid.uuid4()),
-                items=tuple(RecommendedItem(i, 1.0, {}, ()) for i in self.ids[start : start + k]),
+                items=tuple(ScoredItem(i, 1.0, {}, ()) for i in self.ids[start : start + k]),
                 model_version="1",
                 degraded=False,
                 variant="A",
