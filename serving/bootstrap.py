@@ -51,11 +51,13 @@ async def train_demo_user_encoder(
     history_length: int = 50,
     epochs: int = 8,
     seed: int = 0,
+    load_into: TritonEncoders | None = None,
     on_epoch: Callable[[int, float], None] | None = None,
 ) -> int | None:
-    """Train and export version 1 on synthetic demo histories when no version exists.
+    """Train and export a first version on synthetic histories over the catalogue's
+    categories when no version exists, and have ``load_into``'s Triton load it.
 
-    Returns the exported version, or None when one already existed.
+    A cold-start model; returns the exported version, or None when one already existed.
     """
     from serving.demo.tastes import make_tastes, synthetic_histories
 
@@ -83,4 +85,6 @@ async def train_demo_user_encoder(
         pool, model_repository, result.model, result.vocabulary, metrics
     )
     log.info("exported user_encoder v%d (%.1fs of training)", version, result.seconds)
+    if load_into is not None:
+        await load_into.load(repository.USER_ENCODER)
     return version

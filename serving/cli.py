@@ -78,6 +78,42 @@ def prepare_models(
     typer.echo(f"model repository ready in {target} ({kind.value})")
 
 
+@app.command("bootstrap-model")
+def bootstrap_model(
+    repository: Annotated[Path | None, typer.Option(help="Model repository folder.")] = None,
+    load: Annotated[bool, typer.Option(help="Ask Triton to load the new version.")] = True,
+) -> None:
+    """Train and export a first user encoder when the repository has none.
+
+    A cold-start model: trained on synthetic histories over the catalogue's categories
+    (needs the catalogue in RECSYS_DATABASE_URL). Retrain on logged events once they exist.
+    """
+    from serving.bootstrap import train_demo_user_encoder
+    from serving.inference.client import TritonEncoders
+    from serving.store.db import open_pool
+
+    settings = _settings()
+    url = _database_url(settings)
+    target = repository or settings.model_repository
+
+    async def main() -> int | None:
+        pool = await open_pool(url, 2)
+        encoders = TritonEncoders(settings.triton_grpc_url, timeout_ms=60_000)
+        try:
+            return await train_demo_user_encoder(pool, target, load_into=encoders if load else None)
+        finally:
+            await encoders.close()
+            await pool.close()
+
+    version = asyncio.run(main())
+    if version is None:
+        typer.echo(f"{target} already has a user_encoder version; nothing to do")
+    else:
+        typer.echo(
+            f"exported user_encoder v{version} to {target}" + (" and loaded it" if load else "")
+        )
+
+
 @app.command()
 def simulate(
     duration: Annotated[

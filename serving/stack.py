@@ -149,12 +149,11 @@ class Stack:
                 version = await train_demo_user_encoder(
                     pool,
                     self.settings.model_repository,
+                    load_into=encoders if self.settings.start_triton else None,
                     on_epoch=lambda epoch, loss: progress.update(task, completed=epoch),
                 )
             if version is not None:
                 console.print(f"[bold]model[/] trained and exported user_encoder v{version}")
-                if self.settings.start_triton:
-                    await encoders.load(repository.USER_ENCODER)
         finally:
             await encoders.close()
             await pool.close()

@@ -1,0 +1,44 @@
+"""`recsys` commands against the running platform's database."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from serving.store.db import PROJECT_ROOT
+from tests.integration.platform import Running
+
+pytestmark = pytest.mark.integration
+
+
+def recsys(platform: Running, *args: str) -> str:
+    result = subprocess.run(
+        [sys.executable, "-m", "serving.cli", *args],
+        env={"PATH": str(Path(sys.executable).parent), **platform.settings.to_env()},
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_bootstrap_model_exports_once_into_an_empty_repository(platform, tmp_path):
+    first = recsys(platform, "bootstrap-model", "--repository", str(tmp_path), "--no-load")
+    assert "exported user_encoder v2" in first  # v1 is the one the platform serves
+    version = tmp_path / "user_encoder" / "2"
+    assert {p.name for p in version.iterdir()} == {"model.py", "weights.pt", "config.json"}
+    again = recsys(platform, "bootstrap-model", "--repository", str(tmp_path), "--no-load")
+    assert "nothing to do" in again
+
+
+def test_prepare_models_renders_the_gpu_configs(platform, tmp_path):
+    recsys(platform, "prepare-models", "--kind", "KIND_GPU", "--out", str(tmp_path))
+    for model in ("content_encoder", "user_encoder"):
+        config = (tmp_path / model / "config.pbtxt").read_text()
+        assert "kind: KIND_GPU" in config and "KIND_CPU" not in config
+    assert (tmp_path / "content_encoder" / "1" / "model.py").exists()
