@@ -28,8 +28,13 @@ class LoggedRecommendation:
 async def write_recommendations(
     pool: AsyncConnectionPool, batch: Sequence[LoggedRecommendation]
 ) -> None:
-    """COPY a batch of recommendations and their impressions in one transaction."""
+    """COPY a batch of recommendations and their impressions in one transaction.
+
+    Impressions are a log, not an acknowledged write: the commit does not wait for the WAL
+    flush (a crash may lose the last fraction of a second of them, never feedback).
+    """
     async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
+        await cur.execute("SET LOCAL synchronous_commit TO off")
         async with cur.copy(
             "COPY recommendations (recommendation_id, user_id, session_id, variant,"
             " parameter_version, model_version, latency_ms, degraded) FROM STDIN"
