@@ -71,3 +71,9 @@ class AdminServicer(pb_grpc.AdminServicer):
         return pb.ListParameterHistoryResponse(
             versions=[convert.parameter_version_to_proto(v) for v in versions]
         )
+
+    async def RollbackParameters(
+        self, request: pb.RollbackParametersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.RollbackParametersResponse:
+        version = await self._service.rollback(request.version, request.changed_by, request.reason)
+        return pb.RollbackParametersResponse(current=convert.parameter_version_to_proto(version))

@@ -82,6 +82,16 @@ class AsyncRecsysClient:
         response = await self._call(self._admin.UpdateParameters, request, True)
         return t.parameters_from_proto(response.current)
 
+    async def rollback_parameters(
+        self, version: int, *, changed_by: str, reason: str
+    ) -> dict[str, Any]:
+        """Make the values of an earlier ``version`` current again (as a new version)."""
+        request = pb.RollbackParametersRequest(
+            version=version, changed_by=changed_by, reason=reason
+        )
+        response = await self._call(self._admin.RollbackParameters, request, True)
+        return t.parameters_from_proto(response.current)
+
     async def parameter_history(self, limit: int = 50) -> list[dict[str, Any]]:
         request = pb.ListParameterHistoryRequest(limit=limit)
         response = await self._call(self._admin.ListParameterHistory, request, True)

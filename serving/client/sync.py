@@ -82,6 +82,14 @@ class RecsysClient:
             self._call(self._admin.UpdateParameters, request, admin=True).current
         )
 
+    def rollback_parameters(self, version: int, *, changed_by: str, reason: str) -> dict[str, Any]:
+        """Make the values of an earlier ``version`` current again (as a new version)."""
+        request = pb.RollbackParametersRequest(
+            version=version, changed_by=changed_by, reason=reason
+        )
+        response = self._call(self._admin.RollbackParameters, request, admin=True)
+        return t.parameters_from_proto(response.current)
+
     def parameter_history(self, limit: int = 50) -> list[dict[str, Any]]:
         request = pb.ListParameterHistoryRequest(limit=limit)
         response = self._call(self._admin.ListParameterHistory, request, admin=True)

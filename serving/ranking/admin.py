@@ -7,7 +7,7 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from serving.errors import InvalidArgument
+from serving.errors import InvalidArgument, NotFound
 from serving.ranking.parameters import Parameters, ParameterVersion, parse_parameters
 from serving.ranking.validation import check_id
 from serving.store import parameters as parameter_store
@@ -15,6 +15,15 @@ from serving.store.db import outage_as_unavailable
 
 MAX_REASON = 1000
 MAX_HISTORY = 1000
+
+
+def check_audit(changed_by: str, reason: str) -> None:
+    """Every change names who made it and why."""
+    check_id("changed_by", changed_by)
+    if not reason.strip():
+        raise InvalidArgument("reason", "must say why the parameters change")
+    if len(reason) > MAX_REASON:
+        raise InvalidArgument("reason", f"longer than {MAX_REASON} characters")
 
 
 class AdminService:
@@ -29,11 +38,7 @@ class AdminService:
         self, values: dict[str, Any], mask: Iterable[str], changed_by: str, reason: str
     ) -> ParameterVersion:
         """A new version: the fields in ``mask`` (all when empty) replaced by ``values``."""
-        check_id("changed_by", changed_by)
-        if not reason.strip():
-            raise InvalidArgument("reason", "must say why the parameters change")
-        if len(reason) > MAX_REASON:
-            raise InvalidArgument("reason", f"longer than {MAX_REASON} characters")
+        check_audit(changed_by, reason)
         mask = list(mask)
         for name in mask:
             if name not in Parameters.model_fields:
@@ -45,6 +50,17 @@ class AdminService:
             parameters = parse_parameters(merged)
             return await parameter_store.insert_parameters(
                 self._pool, parameters, changed_by, reason
+            )
+
+    async def rollback(self, version: int, changed_by: str, reason: str) -> ParameterVersion:
+        """A new version carrying the values of ``version``."""
+        check_audit(changed_by, reason)
+        with outage_as_unavailable():
+            earlier = await parameter_store.parameter_version(self._pool, version)
+            if earlier is None:
+                raise NotFound(f"version: no parameter version {version}")
+            return await parameter_store.insert_parameters(
+                self._pool, earlier.parameters, changed_by, reason
             )
 
     async def history(self, limit: int) -> list[ParameterVersion]:

@@ -53,6 +53,11 @@ class ItemIndex:
     def __len__(self) -> int:
         return len(self._items)
 
+    def primary_category(self, position: int) -> str:
+        """The first category of the item at ``position`` ("" when it has none)."""
+        categories = self._items[position].categories
+        return categories[0] if categories else ""
+
     @property
     def positions(self) -> dict[str, int]:
         """Row of each item id in the arrays (read-only by convention)."""

@@ -26,6 +26,10 @@ class Parameters(BaseModel):
     exclude_seen: bool = True
     negative_feedback_penalty: float = Field(0.5, ge=0, le=10)
     """How strongly items similar to a disliked or skipped one are demoted."""
+    diversity_lambda: float = Field(0.1, ge=0, le=5)
+    """MMR: how strongly an item is demoted for resembling one already in the list."""
+    max_per_category: int = Field(0, ge=0, le=1000)
+    """At most this many items of one (primary) category per list; 0 means no cap."""
 
 
 def parse_parameters(values: dict[str, Any], prefix: str = "parameters") -> Parameters:

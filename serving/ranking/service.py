@@ -136,19 +136,16 @@ class RecommenderService:
             excluded.update(state.item_ids)
         allowed = scoring.allowed_mask(arrays.live, index.positions, excluded)
         popularity, freshness = self._prior(params)
+        pool_size = max(params.candidate_pool_size, query.k)
         # Retrieval: the candidate pool by inner product (or by the prior without a model);
         # the blend then needs its signals for the candidates only.
         if encoding is not None:
             scores = arrays.vectors @ encoding.vector
-            candidates = scoring.top_k(
-                np.where(allowed, scores, -np.inf), params.candidate_pool_size
-            )
+            candidates = scoring.top_k(np.where(allowed, scores, -np.inf), pool_size)
             relevance = scoring.relevance_signal(scores[candidates], scores)
         else:
             prior = params.popularity_weight * popularity + params.freshness_weight * freshness
-            candidates = scoring.top_k(
-                np.where(allowed, prior, -np.inf), params.candidate_pool_size
-            )
+            candidates = scoring.top_k(np.where(allowed, prior, -np.inf), pool_size)
             relevance = np.zeros(len(candidates))
         keep = allowed[candidates]
         candidates, relevance = candidates[keep], relevance[keep]
@@ -165,14 +162,21 @@ class RecommenderService:
             freshness[candidates],
             scoring.negative_similarity(arrays.content[candidates], arrays.content[negatives]),
         )
-        order = scoring.top_k(mixed.total, query.k)
+        order, penalty = scoring.diversify(
+            mixed.total,
+            arrays.content[candidates],
+            [index.primary_category(p) for p in candidates],
+            query.k,
+            params.diversity_lambda,
+            params.max_per_category,
+        )
         chosen = candidates[order]
         explanations = self._explain(chosen, [i for i, _ in history], encoding)
         return [
             ScoredItem(
                 item_id=arrays.ids[position],
-                score=float(mixed.total[row]),
-                components=mixed.components(row),
+                score=float(mixed.total[row] - penalty[row]),
+                components=mixed.components(row) | {"diversity": -float(penalty[row])},
                 because_item_ids=explanations[rank],
             )
             for rank, (position, row) in enumerate(zip(chosen, order, strict=True))

@@ -60,6 +60,15 @@ async def insert_parameters(
     return _to_version(row)
 
 
+async def parameter_version(pool: AsyncConnectionPool, version: int) -> ParameterVersion | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            f"SELECT {COLUMNS} FROM parameter_versions WHERE version = %s", (version,)
+        )
+        row = await cur.fetchone()
+    return None if row is None else _to_version(row)
+
+
 async def parameter_history(pool: AsyncConnectionPool, limit: int) -> list[ParameterVersion]:
     async with pool.connection() as conn:
         cur = await conn.execute(

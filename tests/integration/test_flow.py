@@ -165,7 +165,7 @@ def test_forget_user_deletes_their_rows(platform, client):
         assert query(platform, f"SELECT count(*) FROM {table} WHERE {column} = %s", user) == [(0,)]
 
 
-def test_parameters_are_versioned_and_take_effect(platform, client):
+def test_parameters_are_versioned_and_take_effect(platform, client, restore_parameters):
     before = client.get_parameters()
     updated = client.update_parameters({"popularity_weight": 0.4}, changed_by="ops", reason="test")
     assert updated["version"] == before["version"] + 1

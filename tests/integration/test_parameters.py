@@ -1,0 +1,90 @@
+"""Diversity and caps steer the list; parameters roll back and reach every replica fast."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+
+import grpc
+import psycopg
+import pytest
+
+from serving.client import Event, RecsysClient
+from tests.conftest import free_port
+from tests.integration.platform import ADMIN_TOKEN, Running, grpc_server
+
+pytestmark = pytest.mark.integration
+
+
+def primary_categories(platform: Running) -> dict[str, str]:
+    with psycopg.connect(platform.url) as conn:
+        rows = conn.execute("SELECT item_id, categories[1] FROM items").fetchall()
+    return dict(rows)
+
+
+def set_parameters(client: RecsysClient, **values) -> int:
+    return client.update_parameters(values, changed_by="tests", reason="test")["version"]
+
+
+def wait_for_version(client: RecsysClient, version: int, timeout_s: float = 5) -> float:
+    started = time.monotonic()
+    while client.recommend("version-probe", k=1).parameter_version != version:
+        assert time.monotonic() - started < timeout_s, f"version {version} not in force"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+@pytest.fixture
+def focused_user(platform, client) -> str:
+    """A user whose history is all in one category."""
+    category = primary_categories(platform)
+    first = sorted(set(category.values()))[0]
+    user = f"user-{uuid.uuid4()}"
+    items = sorted(i for i, c in category.items() if c == first)[:8]
+    client.log_feedback([Event(item_id=i, type="click", user_id=user) for i in items])
+    return user
+
+
+def test_raising_lambda_raises_category_diversity(
+    platform, client, focused_user, restore_parameters
+):
+    category = primary_categories(platform)
+    wait_for_version(client, set_parameters(client, diversity_lambda=0.0))
+    plain = client.recommend(focused_user, k=10)
+    wait_for_version(client, set_parameters(client, diversity_lambda=1.5))
+    diverse = client.recommend(focused_user, k=10)
+    assert len({category[i] for i in diverse.item_ids}) > len({category[i] for i in plain.item_ids})
+    assert any(item.components["diversity"] < 0 for item in diverse.items)
+
+
+def test_the_category_cap_holds(platform, client, focused_user, restore_parameters):
+    category = primary_categories(platform)
+    wait_for_version(client, set_parameters(client, max_per_category=2, diversity_lambda=0.0))
+    rec = client.recommend(focused_user, k=10)
+    assert len(rec.items) == 10
+    assert max(Counter(category[i] for i in rec.item_ids).values()) <= 2
+
+
+def test_rollback_restores_an_earlier_version(client, restore_parameters):
+    before = client.get_parameters()
+    set_parameters(client, freshness_weight=0.9)
+    rolled = client.rollback_parameters(before["version"], changed_by="ops", reason="undo")
+    assert rolled["version"] > before["version"] + 1
+    assert rolled["parameters"] == before["parameters"]
+    assert (rolled["changed_by"], rolled["reason"]) == ("ops", "undo")
+    with pytest.raises(grpc.RpcError) as error:
+        client.rollback_parameters(10**9, changed_by="ops", reason="undo")
+    assert error.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_change_reaches_another_server_within_a_second(
+    platform, client, tmp_path, restore_parameters
+):
+    settings = platform.settings.model_copy(update={"grpc_port": free_port(), "metrics_port": 0})
+    with (
+        grpc_server(settings, tmp_path / "second.log"),
+        RecsysClient(settings.grpc_target, token=ADMIN_TOKEN, retries=0) as second,
+    ):
+        version = set_parameters(client, popularity_weight=0.25)  # through the first server
+        assert wait_for_version(second, version) < 1.0
