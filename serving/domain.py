@@ -95,6 +95,8 @@ class ScoredItem:
     score: float
     components: dict[str, float]
     because_item_ids: tuple[str, ...] = ()
+    propensity: float = 1.0
+    """Probability that the policy puts this item in the list (for off-policy evaluation)."""
 
 
 @dataclass(frozen=True)

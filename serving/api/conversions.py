@@ -45,6 +45,7 @@ def recommendation_to_proto(rec: Recommendation) -> pb.RecommendResponse:
                 score=item.score,
                 components=item.components,
                 because_item_ids=item.because_item_ids,
+                propensity=item.propensity,
             )
             for item in rec.items
         ],
@@ -103,7 +104,7 @@ def items_from_proto(request: pb.UpsertItemsRequest) -> list[Item]:
 
 
 def parameters_to_proto(parameters: Parameters) -> pb.Parameters:
-    return pb.Parameters(**parameters.model_dump())
+    return pb.Parameters(**parameters.model_dump(mode="json"))
 
 
 def parameters_from_proto(message: pb.Parameters) -> dict[str, Any]:

@@ -113,7 +113,9 @@ def recommendation_from_proto(response: pb.RecommendResponse) -> Recommendation:
     return Recommendation(
         recommendation_id=response.recommendation_id,
         items=tuple(
-            ScoredItem(i.item_id, i.score, dict(i.components), tuple(i.because_item_ids))
+            ScoredItem(
+                i.item_id, i.score, dict(i.components), tuple(i.because_item_ids), i.propensity
+            )
             for i in response.items
         ),
         model_version=response.model_version,

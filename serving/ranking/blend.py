@@ -71,10 +71,16 @@ class Blend:
     popularity: np.ndarray
     freshness: np.ndarray
     negative_feedback: np.ndarray
+    exploration: np.ndarray
+
+    @property
+    def exploitation(self) -> np.ndarray:
+        """Everything but the exploration bonus."""
+        return self.relevance + self.popularity + self.freshness - self.negative_feedback
 
     @property
     def total(self) -> np.ndarray:
-        return self.relevance + self.popularity + self.freshness - self.negative_feedback
+        return self.exploitation + self.exploration
 
     def components(self, row: int) -> dict[str, float]:
         return {
@@ -82,6 +88,7 @@ class Blend:
             "popularity": float(self.popularity[row]),
             "freshness": float(self.freshness[row]),
             "negative_feedback": -float(self.negative_feedback[row]),
+            "exploration": float(self.exploration[row]),
         }
 
 
@@ -91,13 +98,16 @@ def blend(
     popularity: np.ndarray,
     freshness: np.ndarray,
     negative: np.ndarray,
+    exploration: np.ndarray | None = None,
 ) -> Blend:
-    """Weight the signals (each in [0, 1]) of the candidates."""
+    """Weight the signals (each in [0, 1]) of the candidates; ``exploration`` comes
+    already weighted (see serving.ranking.exploration)."""
     return Blend(
         relevance=params.relevance_weight * relevance,
         popularity=params.popularity_weight * popularity,
         freshness=params.freshness_weight * freshness,
         negative_feedback=params.negative_feedback_penalty * negative,
+        exploration=np.zeros_like(relevance) if exploration is None else exploration,
     )
 
 

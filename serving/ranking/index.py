@@ -49,6 +49,8 @@ class ItemIndex:
         )
         self.popularity = np.zeros(0)  # decayed engagement at popularity_at
         self.popularity_at = np.zeros(0)  # epoch seconds
+        self.impressions = np.zeros(0)
+        self.clicks = np.zeros(0)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -98,6 +100,8 @@ class ItemIndex:
             vectors = np.zeros((size, 0), np.float32)
         self.popularity = np.concatenate([self.popularity, np.zeros(grow)])
         self.popularity_at = np.concatenate([self.popularity_at, np.zeros(grow)])
+        self.impressions = np.concatenate([self.impressions, np.zeros(grow)])
+        self.clicks = np.concatenate([self.clicks, np.zeros(grow)])
         self.arrays = IndexArrays(ids, content, vectors, published, live)
 
     def set_space(self, space: ItemSpace) -> None:
@@ -115,9 +119,13 @@ class ItemIndex:
     def update_stats(self, rows: Iterable[ItemStatsRow]) -> None:
         popularity = self.popularity.copy()
         popularity_at = self.popularity_at.copy()
+        impressions, clicks = self.impressions.copy(), self.clicks.copy()
         for row in rows:
             position = self._position.get(row.item_id)
             if position is not None:
                 popularity[position] = row.popularity
                 popularity_at[position] = row.popularity_at.timestamp()
+                impressions[position] = row.impressions
+                clicks[position] = row.clicks
         self.popularity, self.popularity_at = popularity, popularity_at
+        self.impressions, self.clicks = impressions, clicks

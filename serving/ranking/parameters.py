@@ -4,11 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from serving.errors import InvalidArgument
+
+
+class Exploration(StrEnum):
+    OFF = "off"
+    THOMPSON = "thompson"
+    EPSILON = "epsilon"
 
 
 class Parameters(BaseModel):
@@ -30,6 +37,10 @@ class Parameters(BaseModel):
     """MMR: how strongly an item is demoted for resembling one already in the list."""
     max_per_category: int = Field(0, ge=0, le=1000)
     """At most this many items of one (primary) category per list; 0 means no cap."""
+    exploration: Exploration = Exploration.THOMPSON
+    exploration_weight: float = Field(0.3, ge=0, le=10)
+    """Thompson: weight of the sampled click rate in the score. Epsilon: the probability
+    that a slot shows a random item instead."""
 
 
 def parse_parameters(values: dict[str, Any], prefix: str = "parameters") -> Parameters:

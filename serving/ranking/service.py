@@ -9,6 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -28,8 +29,9 @@ from serving.domain import (
 from serving.errors import Unavailable
 from serving.inference.client import UserEncoding
 from serving.ranking import blend as scoring
+from serving.ranking import exploration
 from serving.ranking.index import ItemIndex
-from serving.ranking.parameters import Parameters, ParameterVersion
+from serving.ranking.parameters import Exploration, Parameters, ParameterVersion
 from serving.ranking.validation import (
     check_id,
     validate_events,
@@ -75,6 +77,7 @@ class RecommenderService:
         self._encoders = encoders
         self._parameters = parameters
         self._impressions = impressions
+        self._rng = np.random.default_rng()
         self._prior_cache: tuple[int, tuple[object, ...], tuple[np.ndarray, np.ndarray]] | None = (
             None
         )
@@ -142,25 +145,40 @@ class RecommenderService:
         if encoding is not None:
             scores = arrays.vectors @ encoding.vector
             candidates = scoring.top_k(np.where(allowed, scores, -np.inf), pool_size)
-            relevance = scoring.relevance_signal(scores[candidates], scores)
         else:
             prior = params.popularity_weight * popularity + params.freshness_weight * freshness
             candidates = scoring.top_k(np.where(allowed, prior, -np.inf), pool_size)
-            relevance = np.zeros(len(candidates))
-        keep = allowed[candidates]
-        candidates, relevance = candidates[keep], relevance[keep]
+        thompson = params.exploration == Exploration.THOMPSON and params.exploration_weight > 0
+        if thompson:  # the least-shown items compete too, so exploration can reach them
+            cold = exploration.cold_items(
+                allowed, index.impressions, arrays.published, max(10, pool_size // 10)
+            )
+            candidates = np.union1d(candidates, cold)
+        candidates = candidates[allowed[candidates]]
+        relevance = (
+            scoring.relevance_signal(scores[candidates], scores)
+            if encoding is not None
+            else np.zeros(len(candidates))
+        )
         negatives = [
             position
             for item_id, event_type in history
             if event_type in NEGATIVE_EVENTS
             if (position := index.position(item_id)) is not None
         ]
+        clicks, shown = index.clicks[candidates], index.impressions[candidates]
+        bonus = (
+            params.exploration_weight * exploration.click_rate_samples(clicks, shown, self._rng)[0]
+            if thompson
+            else None
+        )
         mixed = scoring.blend(
             params,
             relevance,
             popularity[candidates],
             freshness[candidates],
             scoring.negative_similarity(arrays.content[candidates], arrays.content[negatives]),
+            bonus,
         )
         order, penalty = scoring.diversify(
             mixed.total,
@@ -170,16 +188,44 @@ class RecommenderService:
             params.diversity_lambda,
             params.max_per_category,
         )
+        propensity = np.ones(len(candidates))
+        if thompson:
+            # Diversity is left out of the estimate: it re-ranks within the same pool.
+            propensity = exploration.inclusion_propensity(
+                mixed.exploitation, params.exploration_weight, clicks, shown, query.k, self._rng
+            )
         chosen = candidates[order]
         explanations = self._explain(chosen, [i for i, _ in history], encoding)
-        return [
+        items = [
             ScoredItem(
                 item_id=arrays.ids[position],
                 score=float(mixed.total[row] - penalty[row]),
                 components=mixed.components(row) | {"diversity": -float(penalty[row])},
                 because_item_ids=explanations[rank],
+                propensity=float(propensity[row]),
             )
             for rank, (position, row) in enumerate(zip(chosen, order, strict=True))
+        ]
+        if params.exploration == Exploration.EPSILON and params.exploration_weight > 0:
+            items = self._epsilon(items, chosen, allowed, params.exploration_weight)
+        return items
+
+    def _epsilon(
+        self, items: list[ScoredItem], chosen: np.ndarray, allowed: np.ndarray, epsilon: float
+    ) -> list[ScoredItem]:
+        """Epsilon-greedy: some slots show a uniformly random allowed item instead."""
+        epsilon = min(epsilon, 1.0)
+        positions, explored, propensity = exploration.epsilon_slots(
+            chosen, allowed, epsilon, self._rng
+        )
+        ids = self.index.arrays.ids
+        return [
+            ScoredItem(ids[position], 0.0, {"exploration": 1.0}, (), float(p))
+            if was_explored
+            else replace(item, propensity=float(p))
+            for item, position, was_explored, p in zip(
+                items, positions, explored, propensity, strict=True
+            )
         ]
 
     def _prior(self, params: Parameters) -> tuple[np.ndarray, np.ndarray]:

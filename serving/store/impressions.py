@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -66,10 +66,19 @@ async def write_recommendations(
                             position,
                             item.item_id,
                             item.score,
-                            1.0,  # deterministic ranking: shown with probability 1
+                            item.propensity,
                             json.dumps(item.components),
                         )
                     )
+        # Exposure counts feed exploration (Thompson sampling on clicks / impressions).
+        shown = Counter(item.item_id for entry in batch for item in entry.recommendation.items)
+        await cur.execute(
+            "UPDATE item_stats AS s SET impressions = s.impressions + n.count,"
+            " updated_at = clock_timestamp()"
+            " FROM unnest(%s::text[], %s::bigint[]) AS n(item_id, count)"
+            " WHERE s.item_id = n.item_id",
+            (sorted(shown), [shown[i] for i in sorted(shown)]),
+        )
 
 
 class ImpressionWriter:

@@ -28,6 +28,8 @@ class ItemStatsRow:
     popularity: float
     popularity_at: datetime
     updated_at: datetime
+    impressions: int = 0
+    clicks: int = 0
 
 
 UPSERT = """
@@ -130,7 +132,9 @@ async def stats_changed_since(
     pool: AsyncConnectionPool, since: datetime | None
 ) -> list[ItemStatsRow]:
     """Decayed-popularity rows written after ``since`` (all when None)."""
-    query = "SELECT item_id, popularity, popularity_at, updated_at FROM item_stats"
+    query = (
+        "SELECT item_id, popularity, popularity_at, updated_at, impressions, clicks FROM item_stats"
+    )
     async with pool.connection() as conn, conn.cursor() as cur:
         if since is None:
             await cur.execute(query)

@@ -52,7 +52,7 @@ async def insert_parameters(
         cur = await conn.execute(
             "INSERT INTO parameter_versions (parameters, changed_by, reason)"
             f" VALUES (%s, %s, %s) RETURNING {COLUMNS}",
-            (Jsonb(parameters.model_dump()), changed_by, reason),
+            (Jsonb(parameters.model_dump(mode="json")), changed_by, reason),
         )
         row = await cur.fetchone()
         assert row is not None

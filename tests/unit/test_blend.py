@@ -56,7 +56,13 @@ def test_blend_weights_components_and_total():
     )
     assert mixed.total.tolist() == pytest.approx([1.5, 1.0])
     assert mixed.components(1) == pytest.approx(
-        {"relevance": 1.8, "popularity": 0.0, "freshness": 0.0, "negative_feedback": -0.8}
+        {
+            "relevance": 1.8,
+            "popularity": 0.0,
+            "freshness": 0.0,
+            "negative_feedback": -0.8,
+            "exploration": 0.0,
+        }
     )
 
 

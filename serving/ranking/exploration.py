@@ -1,0 +1,67 @@
+"""Exploration: Thompson sampling on per-item click rates, or epsilon-greedy slots, with
+the propensities that make the logged impressions usable for off-policy evaluation."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def cold_items(
+    allowed: np.ndarray, impressions: np.ndarray, published: np.ndarray, count: int
+) -> np.ndarray:
+    """The ``count`` allowed items shown least so far (the newest first among equals):
+    they join the candidate pool so exploration can reach them."""
+    positions = np.flatnonzero(allowed)
+    if positions.size == 0 or count <= 0:
+        return positions[:0]
+    newest_first = -np.nan_to_num(published[positions], nan=-np.inf)
+    order = np.lexsort((newest_first, impressions[positions]))
+    return positions[order[:count]]
+
+
+def click_rate_samples(
+    clicks: np.ndarray, impressions: np.ndarray, rng: np.random.Generator, draws: int = 1
+) -> np.ndarray:
+    """Draws from each item's Beta(1 + clicks, 1 + misses) posterior, shape (draws, n)."""
+    misses = np.maximum(impressions - clicks, 0.0)
+    return rng.beta(1.0 + clicks, 1.0 + misses, size=(draws, clicks.shape[0]))
+
+
+def inclusion_propensity(
+    base: np.ndarray,
+    weight: float,
+    clicks: np.ndarray,
+    impressions: np.ndarray,
+    k: int,
+    rng: np.random.Generator,
+    draws: int = 32,
+) -> np.ndarray:
+    """Estimated probability that each row lands in the top ``k`` of
+    ``base + weight x sampled click rate``: the share of ``draws`` fresh samples in which
+    it does, counting the realised draw as one more in which it did (never zero)."""
+    scores = base[None, :] + weight * click_rate_samples(clicks, impressions, rng, draws)
+    k = min(k, base.shape[0])
+    top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    counts = np.bincount(top.ravel(), minlength=base.shape[0])
+    return (counts + 1.0) / (draws + 1.0)
+
+
+def epsilon_slots(
+    chosen: np.ndarray, allowed: np.ndarray, epsilon: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each slot shows, with probability ``epsilon``, a uniformly random allowed item not
+    already in the list. Returns the positions, which slots explored, and propensities."""
+    positions = chosen.copy()
+    explored = rng.random(len(chosen)) < epsilon
+    pool = np.setdiff1d(np.flatnonzero(allowed), chosen, assume_unique=False)
+    available = max(len(pool), 1)
+    if explored.any() and len(pool):
+        picks = rng.choice(pool, size=min(int(explored.sum()), len(pool)), replace=False)
+        slots = np.flatnonzero(explored)[: len(picks)]
+        positions[slots] = picks
+        explored[:] = False
+        explored[slots] = True
+    else:
+        explored[:] = False
+    propensity = np.where(explored, epsilon / available, (1.0 - epsilon) + epsilon / available)
+    return positions, explored, propensity

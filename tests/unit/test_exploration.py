@@ -1,0 +1,41 @@
+import numpy as np
+
+from serving.ranking import exploration
+
+
+def test_cold_items_are_the_least_shown_newest_first():
+    allowed = np.array([True, True, True, False, True])
+    impressions = np.array([5.0, 0.0, 0.0, 0.0, 1.0])
+    published = np.array([1.0, 10.0, 20.0, 30.0, np.nan])
+    assert exploration.cold_items(allowed, impressions, published, 3).tolist() == [2, 1, 4]
+    assert exploration.cold_items(allowed, impressions, published, 0).tolist() == []
+
+
+def test_click_rate_samples_follow_the_posterior():
+    rng = np.random.default_rng(0)
+    samples = exploration.click_rate_samples(
+        np.array([0.0, 900.0]), np.array([0.0, 1000.0]), rng, draws=4000
+    )
+    assert abs(samples[:, 0].mean() - 0.5) < 0.02 and samples[:, 0].std() > 0.25  # unknown
+    assert abs(samples[:, 1].mean() - 0.9) < 0.01 and samples[:, 1].std() < 0.02  # known
+
+
+def test_inclusion_propensity_is_certain_for_dominant_items_and_shared_otherwise():
+    rng = np.random.default_rng(0)
+    base = np.array([5.0, 0.0, 0.0, 0.0])
+    clicks, shown = np.zeros(4), np.zeros(4)
+    p = exploration.inclusion_propensity(base, 1.0, clicks, shown, 2, rng, draws=400)
+    assert p[0] == 1.0
+    assert np.allclose(p[1:], 1 / 3, atol=0.07)  # the second slot goes to one of three
+    assert np.all(p > 0)
+
+
+def test_epsilon_slots_replace_with_unseen_items_and_report_propensities():
+    rng = np.random.default_rng(1)
+    chosen = np.array([0, 1, 2])
+    allowed = np.ones(10, bool)
+    positions, explored, p = exploration.epsilon_slots(chosen, allowed, 1.0, rng)
+    assert explored.all() and set(positions).isdisjoint({0, 1, 2})
+    assert np.allclose(p, 1.0 / 7)
+    positions, explored, p = exploration.epsilon_slots(chosen, allowed, 0.0, rng)
+    assert positions.tolist() == [0, 1, 2] and not explored.any() and np.allclose(p, 1.0)
