@@ -2,10 +2,12 @@
 ``user_encoder`` calls measured in the same run (closed loop, concurrency 1 / 8 / 32).
 
     python -m benchmarks.recommend [--items 10000] [--seconds 10] [--state-dir DIR]
+                                   [--param exploration=off ...]
 
 It starts the same stack as ``recsys up`` (no simulator, no dashboard) on free ports,
 seeds the demo catalogue (``--state-dir`` keeps it for the next run), gives ``--users``
-users a click history, then measures. Targets (2-core machine): Recommend p50 at most
+users a click history, sets the ranking parameters given with ``--param`` through the
+Admin API, then measures. Targets (2-core machine): Recommend p50 at most
 2x bare Triton p50 at concurrency 1; p99 at most 50 ms at concurrency 8; at least
 300 Recommend/s at concurrency 32.
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import random
 import socket
 import sys
@@ -89,9 +92,21 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-async def measure(settings: Settings, users: int, seconds: float) -> list[Run]:
+async def measure(
+    settings: Settings, users: int, seconds: float, params: dict[str, object]
+) -> list[Run]:
     rng = random.Random(0)
-    async with AsyncRecsysClient(settings.grpc_target, timeout_s=10) as client:
+    token = settings.admin_token.get_secret_value()
+    async with AsyncRecsysClient(settings.grpc_target, token=token, timeout_s=10) as client:
+        if params:
+            changed = await client.update_parameters(
+                params, changed_by="benchmark", reason="benchmark settings"
+            )
+            for _ in range(100):  # in force within a second (LISTEN/NOTIFY)
+                probe = await client.recommend("bench-probe", k=1)
+                if probe.parameter_version == changed["version"]:
+                    break
+                await asyncio.sleep(0.05)
         catalogue = (await client.recommend("bench-probe", k=1000)).item_ids
         for u in range(users):
             picks = rng.sample(catalogue, HISTORY)
@@ -147,13 +162,29 @@ def report(runs: list[Run], command: str) -> str:
     return "\n".join(lines)
 
 
+def _value(text: str) -> object:
+    """A number or boolean when the text reads as one, else the text."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=10_000)
     parser.add_argument("--users", type=int, default=500)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--state-dir", type=Path, default=None)
+    parser.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a ranking parameter to set before measuring (repeatable)",
+    )
     args = parser.parse_args()
+    params = {name: _value(text) for name, text in (p.split("=", 1) for p in args.param)}
     state = args.state_dir or Path(tempfile.mkdtemp(prefix="recsys-bench-"))
     ports = (
         "grpc_port",
@@ -172,7 +203,7 @@ def main() -> None:
     stack = Stack(settings, simulate=False, dashboard=False)
     try:
         stack.start()
-        runs = asyncio.run(measure(stack.settings, args.users, args.seconds))
+        runs = asyncio.run(measure(stack.settings, args.users, args.seconds, params))
     finally:
         stack.stop()
     print(report(runs, "python -m benchmarks.recommend " + " ".join(sys.argv[1:])))

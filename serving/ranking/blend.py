@@ -3,7 +3,7 @@ the negative-feedback demotion; and the "because" explanation. Pure numpy."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -127,14 +127,15 @@ def top_k(values: np.ndarray, k: int) -> np.ndarray:
 def diversify(
     scores: np.ndarray,
     content: np.ndarray,
-    categories: Sequence[str],
+    categories: Callable[[], Sequence[str]],
     k: int,
     diversity: float,
     per_category_cap: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Maximal marginal relevance: pick ``k`` rows greedily by ``score - diversity x (highest
     content similarity to a row already picked)``, at most ``per_category_cap`` rows per
-    category (0: no cap). Returns the picked rows in order and each row's penalty.
+    category (0: no cap; ``categories`` is only called then). Returns the picked rows in
+    order and each row's penalty.
 
     ``diversity`` 0 keeps the order of ``scores`` (apart from the cap). Without a cap only a
     shortlist of the best-scored rows competes, which keeps the greedy loop short; with one,
@@ -149,15 +150,17 @@ def diversify(
     open_rows = np.zeros(n, bool)
     open_rows[shortlist] = True
     per_category: dict[str, int] = {}
+    row_categories = categories() if per_category_cap else ()
     picked: list[int] = []
     while len(picked) < min(k, n) and open_rows.any():
         adjusted = np.where(open_rows, scores - diversity * closest, -np.inf)
         row = int(np.argmax(adjusted))
         open_rows[row] = False
-        category = categories[row]
-        if per_category_cap and per_category.get(category, 0) >= per_category_cap:
-            continue
-        per_category[category] = per_category.get(category, 0) + 1
+        if per_category_cap:
+            category = row_categories[row]
+            if per_category.get(category, 0) >= per_category_cap:
+                continue
+            per_category[category] = per_category.get(category, 0) + 1
         penalty[row] = diversity * closest[row]
         picked.append(row)
         if diversity:

@@ -34,15 +34,26 @@ def inclusion_propensity(
     impressions: np.ndarray,
     k: int,
     rng: np.random.Generator,
-    draws: int = 32,
+    draws: int = 16,
 ) -> np.ndarray:
     """Estimated probability that each row lands in the top ``k`` of
     ``base + weight x sampled click rate``: the share of ``draws`` fresh samples in which
-    it does, counting the realised draw as one more in which it did (never zero)."""
-    scores = base[None, :] + weight * click_rate_samples(clicks, impressions, rng, draws)
-    k = min(k, base.shape[0])
+    it does, counting the realised draw as one more in which it did (never zero).
+
+    Samples lie in [0, 1], so a row whose best case (``base + weight``) is below the k-th
+    best worst case (``base``) can never make the list: only contenders are simulated.
+    """
+    n = base.shape[0]
+    k = min(k, n)
+    if k == n:
+        return np.ones(n)
+    threshold = np.partition(base, n - k)[n - k]
+    contenders = np.flatnonzero(base + weight >= threshold)
+    sampled = click_rate_samples(clicks[contenders], impressions[contenders], rng, draws)
+    scores = base[contenders][None, :] + weight * sampled
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    counts = np.bincount(top.ravel(), minlength=base.shape[0])
+    counts = np.zeros(n)
+    counts[contenders] = np.bincount(top.ravel(), minlength=contenders.size)
     return (counts + 1.0) / (draws + 1.0)
 
 

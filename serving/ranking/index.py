@@ -116,6 +116,10 @@ class ItemIndex:
             old.live,
         )
 
+    def count_impressions(self, positions: np.ndarray) -> None:
+        """This replica just showed these items (in place: counts only ever grow)."""
+        np.add.at(self.impressions, positions, 1.0)
+
     def update_stats(self, rows: Iterable[ItemStatsRow]) -> None:
         popularity = self.popularity.copy()
         popularity_at = self.popularity_at.copy()

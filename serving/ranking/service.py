@@ -9,7 +9,7 @@ import logging
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -48,6 +48,23 @@ log = logging.getLogger(__name__)
 CONTROL_VARIANT = "control"
 
 
+COLD_RANKED = 2000
+"""How many of the least-shown items are kept ranked for exploration's candidate pool."""
+
+
+@dataclass(frozen=True)
+class CatalogueSignals:
+    """Per-item signals that do not depend on the user, cached for a second."""
+
+    second: int
+    arrays: tuple[object, ...]
+    half_lives: tuple[float, float]
+    popularity: np.ndarray
+    freshness: np.ndarray
+    coldest: np.ndarray
+    """Live items, least shown first (newest first among equals)."""
+
+
 class Encoders(Protocol):
     """The models (Triton in production; fakes in unit tests)."""
 
@@ -78,9 +95,7 @@ class RecommenderService:
         self._parameters = parameters
         self._impressions = impressions
         self._rng = np.random.default_rng()
-        self._prior_cache: tuple[int, tuple[object, ...], tuple[np.ndarray, np.ndarray]] | None = (
-            None
-        )
+        self._signals_cache: CatalogueSignals | None = None
 
     async def recommend(self, query: RecommendQuery) -> Recommendation:
         started = time.perf_counter()
@@ -138,7 +153,8 @@ class RecommenderService:
         if params.exclude_seen:
             excluded.update(state.item_ids)
         allowed = scoring.allowed_mask(arrays.live, index.positions, excluded)
-        popularity, freshness = self._prior(params)
+        signals = self._signals(params)
+        popularity, freshness = signals.popularity, signals.freshness
         pool_size = max(params.candidate_pool_size, query.k)
         # Retrieval: the candidate pool by inner product (or by the prior without a model);
         # the blend then needs its signals for the candidates only.
@@ -150,9 +166,7 @@ class RecommenderService:
             candidates = scoring.top_k(np.where(allowed, prior, -np.inf), pool_size)
         thompson = params.exploration == Exploration.THOMPSON and params.exploration_weight > 0
         if thompson:  # the least-shown items compete too, so exploration can reach them
-            cold = exploration.cold_items(
-                allowed, index.impressions, arrays.published, max(10, pool_size // 10)
-            )
+            cold = signals.coldest[allowed[signals.coldest]][: max(10, pool_size // 10)]
             candidates = np.union1d(candidates, cold)
         candidates = candidates[allowed[candidates]]
         relevance = (
@@ -183,7 +197,7 @@ class RecommenderService:
         order, penalty = scoring.diversify(
             mixed.total,
             arrays.content[candidates],
-            [index.primary_category(p) for p in candidates],
+            lambda: [index.primary_category(p) for p in candidates],
             query.k,
             params.diversity_lambda,
             params.max_per_category,
@@ -208,6 +222,7 @@ class RecommenderService:
         ]
         if params.exploration == Exploration.EPSILON and params.exploration_weight > 0:
             items = self._epsilon(items, chosen, allowed, params.exploration_weight)
+        index.count_impressions(np.array([index.positions[i.item_id] for i in items], np.int64))
         return items
 
     def _epsilon(
@@ -228,29 +243,35 @@ class RecommenderService:
             )
         ]
 
-    def _prior(self, params: Parameters) -> tuple[np.ndarray, np.ndarray]:
-        """Popularity and freshness of every item, recomputed at most once a second
-        (or when the index, its statistics or the half-lives change)."""
+    def _signals(self, params: Parameters) -> CatalogueSignals:
+        """Popularity, freshness and the coldest items of the catalogue, recomputed at most
+        once a second (or when the index, its statistics or the half-lives change)."""
         now = time.time()
-        key = (
-            self.index.arrays,
-            self.index.popularity,
-            params.popularity_half_life_hours,
-            params.freshness_half_life_hours,
-        )
-        cached = self._prior_cache
+        index = self.index
+        arrays = (index.arrays, index.popularity, index.impressions)
+        half_lives = (params.popularity_half_life_hours, params.freshness_half_life_hours)
+        cached = self._signals_cache
         if (
             cached is not None
-            and cached[0] == int(now)
-            and all(a is b for a, b in zip(cached[1], key, strict=True))
+            and cached.second == int(now)
+            and cached.half_lives == half_lives
+            and all(a is b for a, b in zip(cached.arrays, arrays, strict=True))
         ):
-            return cached[2]
+            return cached
         popularity = scoring.popularity_signal(
-            scoring.decayed_popularity(self.index.popularity, self.index.popularity_at, now, key[2])
+            scoring.decayed_popularity(index.popularity, index.popularity_at, now, half_lives[0])
         )
-        freshness = scoring.freshness_signal(self.index.arrays.published, now, key[3])
-        self._prior_cache = (int(now), key, (popularity, freshness))
-        return popularity, freshness
+        self._signals_cache = CatalogueSignals(
+            second=int(now),
+            arrays=arrays,
+            half_lives=half_lives,
+            popularity=popularity,
+            freshness=scoring.freshness_signal(index.arrays.published, now, half_lives[1]),
+            coldest=exploration.cold_items(
+                index.arrays.live, index.impressions, index.arrays.published, COLD_RANKED
+            ),
+        )
+        return self._signals_cache
 
     async def _encode(self, history: Sequence[tuple[str, EventType]]) -> UserEncoding:
         """The user encoder over ``history``, left-padded to the model's length; the

@@ -70,11 +70,12 @@ async def write_recommendations(
                             json.dumps(item.components),
                         )
                     )
-        # Exposure counts feed exploration (Thompson sampling on clicks / impressions).
+        # Exposure counts feed exploration (Thompson sampling on clicks / impressions). They
+        # leave updated_at alone: replicas count their own impressions as they serve, and
+        # take the database's totals whenever feedback changes an item's row.
         shown = Counter(item.item_id for entry in batch for item in entry.recommendation.items)
         await cur.execute(
-            "UPDATE item_stats AS s SET impressions = s.impressions + n.count,"
-            " updated_at = clock_timestamp()"
+            "UPDATE item_stats AS s SET impressions = s.impressions + n.count"
             " FROM unnest(%s::text[], %s::bigint[]) AS n(item_id, count)"
             " WHERE s.item_id = n.item_id",
             (sorted(shown), [shown[i] for i in sorted(shown)]),

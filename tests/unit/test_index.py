@@ -49,3 +49,10 @@ def test_stats_update_popularity_by_item():
     index.update_stats([ItemStatsRow("b", 4.0, NOW, NOW), ItemStatsRow("zz", 1.0, NOW, NOW)])
     assert index.popularity.tolist() == [0.0, 4.0]
     assert index.popularity_at[1] == NOW.timestamp()
+
+
+def test_impressions_are_counted_as_items_are_shown():
+    index = ItemIndex()
+    index.upsert([stored("a", 0.0), stored("b", 0.0)])
+    index.count_impressions(np.array([1, 1, 0]))
+    assert index.impressions.tolist() == [1.0, 2.0]
