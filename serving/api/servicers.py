@@ -42,6 +42,12 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         deleted = await self._service.forget_user(request.user_id)
         return pb.ForgetUserResponse(deleted_events=deleted)
 
+    async def MergeSession(
+        self, request: pb.MergeSessionRequest, context: grpc.aio.ServicerContext
+    ) -> pb.MergeSessionResponse:
+        merged = await self._service.merge_session(request.session_id, request.user_id)
+        return pb.MergeSessionResponse(merged_events=merged)
+
 
 class AdminServicer(pb_grpc.AdminServicer):
     def __init__(self, service: AdminService) -> None:

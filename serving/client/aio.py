@@ -71,6 +71,11 @@ class AsyncRecsysClient:
         request = pb.ForgetUserRequest(user_id=user_id)
         return int((await self._call(self._recommender.ForgetUser, request)).deleted_events)
 
+    async def merge_session(self, session_id: str, user_id: str) -> int:
+        """The visitor behind ``session_id`` signed in as ``user_id``."""
+        request = pb.MergeSessionRequest(session_id=session_id, user_id=user_id)
+        return int((await self._call(self._recommender.MergeSession, request)).merged_events)
+
     async def get_parameters(self) -> dict[str, Any]:
         response = await self._call(self._admin.GetParameters, pb.GetParametersRequest(), True)
         return t.parameters_from_proto(response.current)

@@ -40,6 +40,8 @@ class ItemIndex:
         self._position: dict[str, int] = {}
         self._items: list[Item] = []
         self.space: ItemSpace | None = None
+        # Item positions by category, built on first use for the current arrays.
+        self._by_category: tuple[IndexArrays, dict[str, np.ndarray]] | None = None
         self.arrays = IndexArrays(
             ids=(),
             content=np.zeros((0, content_dim), np.float32),
@@ -54,6 +56,22 @@ class ItemIndex:
 
     def __len__(self) -> int:
         return len(self._items)
+
+    def in_categories(self, categories: Iterable[str]) -> np.ndarray:
+        """Mask of the items that carry any of ``categories``."""
+        arrays = self.arrays
+        if self._by_category is None or self._by_category[0] is not arrays:
+            members: dict[str, list[int]] = {}
+            for position, item in enumerate(self._items):
+                for category in item.categories:
+                    members.setdefault(category, []).append(position)
+            self._by_category = (arrays, {c: np.array(p) for c, p in members.items()})
+        mask = np.zeros(len(arrays.ids), bool)
+        for category in categories:
+            positions = self._by_category[1].get(category)
+            if positions is not None:
+                mask[positions] = True
+        return mask
 
     def primary_category(self, position: int) -> str:
         """The first category of the item at ``position`` ("" when it has none)."""

@@ -34,6 +34,7 @@ from serving.ranking.index import ItemIndex
 from serving.ranking.parameters import Exploration, Parameters, ParameterVersion
 from serving.ranking.validation import (
     check_id,
+    context_categories,
     validate_events,
     validate_items,
     validate_query,
@@ -153,6 +154,10 @@ class RecommenderService:
         if params.exclude_seen:
             excluded.update(state.item_ids)
         allowed = scoring.allowed_mask(arrays.live, index.positions, excluded)
+        if include := context_categories(query, "include_categories"):
+            allowed &= index.in_categories(include)
+        if exclude := context_categories(query, "exclude_categories"):
+            allowed &= ~index.in_categories(exclude)
         signals = self._signals(params)
         popularity, freshness = signals.popularity, signals.freshness
         pool_size = max(params.candidate_pool_size, query.k)
@@ -337,3 +342,9 @@ class RecommenderService:
         check_id("user_id", user_id)
         with outage_as_unavailable():
             return await feedback_store.forget_user(self._pool, user_id)
+
+    async def merge_session(self, session_id: str, user_id: str) -> int:
+        check_id("session_id", session_id)
+        check_id("user_id", user_id)
+        with outage_as_unavailable():
+            return await feedback_store.merge_session(self._pool, session_id, user_id)

@@ -36,8 +36,19 @@ def check_subject(prefix: str, user_id: str, session_id: str) -> None:
         raise InvalidArgument(f"{prefix}user_id", "must not be empty (or give session_id)")
 
 
+CATEGORY_FILTERS = ("include_categories", "exclude_categories")
+"""Request ``context`` keys: comma-separated categories to keep to, or to leave out."""
+
+
+def context_categories(query: RecommendQuery, key: str) -> list[str]:
+    return [c.strip() for c in query.context.get(key, "").split(",") if c.strip()]
+
+
 def validate_query(query: RecommendQuery) -> None:
     check_subject("", query.user_id, query.session_id)
+    for key in CATEGORY_FILTERS:
+        if key in query.context and not context_categories(query, key):
+            raise InvalidArgument(f"context.{key}", "names no category")
     if not 0 < query.k <= MAX_K:
         raise InvalidArgument("k", f"must be between 1 and {MAX_K}, got {query.k}")
     if len(query.exclude_item_ids) > MAX_EXCLUDED:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from serving.domain import EventType, FeedbackEvent, UserState
+from serving.domain import EventType, FeedbackEvent, UserState, subject_key
 from serving.errors import InvalidArgument
 from serving.store.items import existing_item_ids
 
@@ -199,3 +199,27 @@ async def forget_user(pool: AsyncConnectionPool, user_id: str) -> int:
         await conn.execute("DELETE FROM recommendations WHERE user_id = %s", (user_id,))
         await conn.execute("DELETE FROM users WHERE user_id = %s", (user_id,))
     return len(event_ids)
+
+
+async def merge_session(pool: AsyncConnectionPool, session_id: str, user_id: str) -> int:
+    """Fold an anonymous session's state into the user's and attribute its events to them;
+    returns the number of events re-attributed."""
+    session = subject_key("", session_id)
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "DELETE FROM user_state WHERE subject = %s RETURNING item_ids, event_types, disliked",
+            (session,),
+        )
+        row = await cur.fetchone()
+        if row is not None:
+            await conn.execute(
+                "INSERT INTO users (user_id) VALUES (%s)"
+                " ON CONFLICT (user_id) DO UPDATE SET last_seen_at = now()",
+                (user_id,),
+            )
+            await conn.execute(UPSERT_STATE, (user_id, *row))
+        cur = await conn.execute(
+            "UPDATE events SET user_id = %s WHERE session_id = %s AND user_id = ''",
+            (user_id, session_id),
+        )
+        return cur.rowcount

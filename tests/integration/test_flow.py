@@ -196,3 +196,37 @@ def test_feedback_timestamps_may_not_be_in_the_future(platform, client):
     with pytest.raises(grpc.RpcError) as error:
         client.log_feedback([event])
     assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_category_rules_per_request(platform, client):
+    tags = dict(query(platform, "SELECT item_id, categories FROM items"))
+    kept = sorted({c for cats in tags.values() for c in cats})[:2]
+    rec = client.recommend(
+        f"user-{uuid.uuid4()}", k=20, context={"include_categories": ",".join(kept)}
+    )
+    assert len(rec.items) == 20 and all(set(tags[i]) & set(kept) for i in rec.item_ids)
+    rec = client.recommend(f"user-{uuid.uuid4()}", k=50, context={"exclude_categories": kept[0]})
+    assert not any(kept[0] in tags[i] for i in rec.item_ids)
+    with pytest.raises(grpc.RpcError) as error:
+        client.recommend("u", k=5, context={"include_categories": " , "})
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert error.value.details().startswith("context.include_categories")
+
+
+def test_a_session_merges_into_the_user_who_signs_in(platform, client):
+    session, user = f"session-{uuid.uuid4()}", f"user-{uuid.uuid4()}"
+    shown = client.recommend("", k=3, session_id=session).item_ids
+    client.log_feedback(
+        [
+            Event(item_id=shown[0], type="dislike", session_id=session),
+            Event(item_id=shown[1], type="click", session_id=session),
+        ]
+    )
+    assert client.merge_session(session, user) == 2
+    state = query(platform, "SELECT item_ids, disliked FROM user_state WHERE subject = %s", user)
+    assert state == [([shown[0], shown[1]], [shown[0]])]
+    assert query(
+        platform, "SELECT count(*) FROM user_state WHERE subject = %s", f"session:{session}"
+    ) == [(0,)]
+    assert shown[0] not in client.recommend(user, k=50).item_ids
+    assert client.merge_session(session, user) == 0  # nothing left to merge

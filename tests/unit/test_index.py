@@ -56,3 +56,18 @@ def test_impressions_are_counted_as_items_are_shown():
     index.upsert([stored("a", 0.0), stored("b", 0.0)])
     index.count_impressions(np.array([1, 1, 0]))
     assert index.impressions.tolist() == [1.0, 2.0]
+
+
+def test_items_are_found_by_category():
+    index = ItemIndex()
+    index.upsert(
+        [
+            StoredItem(Item("a", "a", categories=("jazz", "live")), np.zeros(384), NOW, False),
+            StoredItem(Item("b", "b", categories=("rock",)), np.zeros(384), NOW, False),
+        ]
+    )
+    assert index.in_categories(["live"]).tolist() == [True, False]
+    assert index.in_categories(["rock", "jazz"]).tolist() == [True, True]
+    assert index.in_categories(["none"]).tolist() == [False, False]
+    index.upsert([StoredItem(Item("c", "c", categories=("rock",)), np.zeros(384), NOW, False)])
+    assert index.in_categories(["rock"]).tolist() == [False, True, True]
