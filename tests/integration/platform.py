@@ -6,10 +6,12 @@ from __future__ import annotations
 import contextlib
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.client import RecsysClient
 from serving.config import Settings
 from serving.stack import Stack, grpc_ready, wait_until
 from serving.store.db import PROJECT_ROOT
@@ -78,3 +80,19 @@ def grpc_server(settings: Settings, log: Path) -> Iterator[subprocess.Popen[byte
         finally:
             process.terminate()
             process.wait(30)
+
+
+def wait_for_version(client: RecsysClient, version: int, timeout_s: float = 5) -> float:
+    """Seconds until the server behind ``client`` ranks with parameter ``version``."""
+    started = time.monotonic()
+    while client.recommend("version-probe", k=1).parameter_version != version:
+        assert time.monotonic() - started < timeout_s, f"version {version} not in force"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def set_parameters(client: RecsysClient, **values: object) -> int:
+    """Change parameters and wait until they are in force; returns the new version."""
+    version = client.update_parameters(values, changed_by="tests", reason="test")["version"]
+    wait_for_version(client, int(version))
+    return int(version)

@@ -11,18 +11,10 @@ import pytest
 
 from serving.client import Event, RecsysClient
 from serving.domain import Item
-from tests.integration.platform import Running
+from tests.integration.platform import Running, set_parameters
 
 pytestmark = pytest.mark.integration
 REQUESTS = 400
-
-
-def set_parameters(client: RecsysClient, **values) -> None:
-    version = client.update_parameters(values, changed_by="tests", reason="test")["version"]
-    deadline = time.monotonic() + 5
-    while client.recommend("version-probe", k=1).parameter_version != version:
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
 
 
 def exposures(client: RecsysClient, item_id: str, users: list[str]) -> int:

@@ -16,7 +16,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from serving.client import Event, RecsysClient
 from serving.domain import Item
-from tests.integration.platform import Running
+from tests.integration.platform import Running, wait_for_version
 
 pytestmark = pytest.mark.integration
 
@@ -173,10 +173,7 @@ def test_parameters_are_versioned_and_take_effect(platform, client, restore_para
     assert updated["parameters"]["relevance_weight"] == before["parameters"]["relevance_weight"]
     history = client.parameter_history(limit=2)
     assert [h["version"] for h in history] == [updated["version"], before["version"]]
-    deadline = time.monotonic() + 5
-    while client.recommend("params-user", k=1).parameter_version != updated["version"]:
-        assert time.monotonic() < deadline, "parameter change not in force"
-        time.sleep(0.05)
+    wait_for_version(client, updated["version"])
 
 
 def test_metrics_are_exported(platform, client):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections import Counter
 
@@ -12,7 +11,13 @@ import pytest
 
 from serving.client import Event, RecsysClient
 from tests.conftest import free_port
-from tests.integration.platform import ADMIN_TOKEN, Running, grpc_server
+from tests.integration.platform import (
+    ADMIN_TOKEN,
+    Running,
+    grpc_server,
+    set_parameters,
+    wait_for_version,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -21,18 +26,6 @@ def primary_categories(platform: Running) -> dict[str, str]:
     with psycopg.connect(platform.url) as conn:
         rows = conn.execute("SELECT item_id, categories[1] FROM items").fetchall()
     return dict(rows)
-
-
-def set_parameters(client: RecsysClient, **values) -> int:
-    return client.update_parameters(values, changed_by="tests", reason="test")["version"]
-
-
-def wait_for_version(client: RecsysClient, version: int, timeout_s: float = 5) -> float:
-    started = time.monotonic()
-    while client.recommend("version-probe", k=1).parameter_version != version:
-        assert time.monotonic() - started < timeout_s, f"version {version} not in force"
-        time.sleep(0.02)
-    return time.monotonic() - started
 
 
 @pytest.fixture
@@ -50,9 +43,9 @@ def test_raising_lambda_raises_category_diversity(
     platform, client, focused_user, restore_parameters
 ):
     category = primary_categories(platform)
-    wait_for_version(client, set_parameters(client, diversity_lambda=0.0))
+    set_parameters(client, diversity_lambda=0.0)
     plain = client.recommend(focused_user, k=10)
-    wait_for_version(client, set_parameters(client, diversity_lambda=1.5))
+    set_parameters(client, diversity_lambda=1.5)
     diverse = client.recommend(focused_user, k=10)
     assert len({category[i] for i in diverse.item_ids}) > len({category[i] for i in plain.item_ids})
     assert any(item.components["diversity"] < 0 for item in diverse.items)
@@ -60,7 +53,7 @@ def test_raising_lambda_raises_category_diversity(
 
 def test_the_category_cap_holds(platform, client, focused_user, restore_parameters):
     category = primary_categories(platform)
-    wait_for_version(client, set_parameters(client, max_per_category=2, diversity_lambda=0.0))
+    set_parameters(client, max_per_category=2, diversity_lambda=0.0)
     rec = client.recommend(focused_user, k=10)
     assert len(rec.items) == 10
     assert max(Counter(category[i] for i in rec.item_ids).values()) <= 2
@@ -86,5 +79,8 @@ def test_a_change_reaches_another_server_within_a_second(
         grpc_server(settings, tmp_path / "second.log"),
         RecsysClient(settings.grpc_target, token=ADMIN_TOKEN, retries=0) as second,
     ):
-        version = set_parameters(client, popularity_weight=0.25)  # through the first server
+        changed = client.update_parameters(  # through the first server
+            {"popularity_weight": 0.25}, changed_by="tests", reason="test"
+        )
+        version = changed["version"]
         assert wait_for_version(second, version) < 1.0
