@@ -35,3 +35,9 @@ class Unavailable(RecsysError):
     """A dependency (PostgreSQL) is down; the caller should retry."""
 
     status = "UNAVAILABLE"
+
+
+class FailedPrecondition(RecsysError):
+    """The request is valid but the system is not in a state to apply it."""
+
+    status = "FAILED_PRECONDITION"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +11,9 @@ from recsys.v1 import recsys_pb2 as pb
 
 from serving.domain import EventType, FeedbackEvent, Item, Recommendation, RecommendQuery
 from serving.errors import InvalidArgument
+from serving.ranking.experiments import Variant
 from serving.ranking.parameters import Parameters, ParameterVersion
+from serving.store.experiments import ExperimentRecord
 
 
 def _datetime(field: str, stamp: Timestamp) -> datetime:
@@ -118,4 +121,36 @@ def parameter_version_to_proto(version: ParameterVersion) -> pb.ParameterVersion
         changed_by=version.changed_by,
         reason=version.reason,
         created_at=_timestamp(version.created_at),
+    )
+
+
+def variants_from_proto(variants: Iterable[pb.Variant]) -> list[Variant]:
+    result = []
+    for index, variant in enumerate(variants):
+        for name in variant.update_mask:
+            if name not in Parameters.model_fields:
+                raise InvalidArgument(
+                    f"variants[{index}].update_mask", f"unknown parameter {name!r}"
+                )
+        overrides = {name: getattr(variant.parameters, name) for name in variant.update_mask}
+        result.append(Variant(variant.name, variant.share, overrides))
+    return result
+
+
+def experiment_to_proto(record: ExperimentRecord) -> pb.Experiment:
+    return pb.Experiment(
+        name=record.experiment.name,
+        variants=[
+            pb.Variant(
+                name=v.name,
+                share=v.share,
+                parameters=pb.Parameters(**v.overrides),
+                update_mask=list(v.overrides),
+            )
+            for v in record.experiment.variants
+        ],
+        status=record.status,
+        changed_by=record.changed_by,
+        reason=record.reason,
+        created_at=_timestamp(record.created_at),
     )

@@ -83,3 +83,38 @@ class AdminServicer(pb_grpc.AdminServicer):
     ) -> pb.RollbackParametersResponse:
         version = await self._service.rollback(request.version, request.changed_by, request.reason)
         return pb.RollbackParametersResponse(current=convert.parameter_version_to_proto(version))
+
+    async def CreateExperiment(
+        self, request: pb.CreateExperimentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.CreateExperimentResponse:
+        record = await self._service.create_experiment(
+            request.name,
+            convert.variants_from_proto(request.variants),
+            request.changed_by,
+            request.reason,
+        )
+        return pb.CreateExperimentResponse(experiment=convert.experiment_to_proto(record))
+
+    async def AllocateExperiment(
+        self, request: pb.AllocateExperimentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.AllocateExperimentResponse:
+        record = await self._service.allocate(
+            request.name, dict(request.shares), request.changed_by, request.reason
+        )
+        return pb.AllocateExperimentResponse(experiment=convert.experiment_to_proto(record))
+
+    async def StopExperiment(
+        self, request: pb.StopExperimentRequest, context: grpc.aio.ServicerContext
+    ) -> pb.StopExperimentResponse:
+        record = await self._service.stop_experiment(
+            request.name, request.changed_by, request.reason
+        )
+        return pb.StopExperimentResponse(experiment=convert.experiment_to_proto(record))
+
+    async def ListExperiments(
+        self, request: pb.ListExperimentsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListExperimentsResponse:
+        records = await self._service.experiments()
+        return pb.ListExperimentsResponse(
+            experiments=[convert.experiment_to_proto(r) for r in records]
+        )

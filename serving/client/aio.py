@@ -12,6 +12,7 @@ from recsys.v1 import recsys_pb2_grpc as pb_grpc
 
 from serving.client import types as t
 from serving.domain import Item, Recommendation
+from serving.ranking.experiments import Variant
 
 R = TypeVar("R")
 
@@ -101,6 +102,33 @@ class AsyncRecsysClient:
         request = pb.ListParameterHistoryRequest(limit=limit)
         response = await self._call(self._admin.ListParameterHistory, request, True)
         return [t.parameters_from_proto(v) for v in response.versions]
+
+    async def create_experiment(
+        self, name: str, variants: Sequence[Variant], *, changed_by: str, reason: str
+    ) -> dict[str, Any]:
+        """Start an A/B experiment (variants: name, traffic share, parameter overrides)."""
+        request = t.create_experiment_request(name, variants, changed_by, reason)
+        response = await self._call(self._admin.CreateExperiment, request, True)
+        return t.experiment_from_proto(response.experiment)
+
+    async def allocate_experiment(
+        self, name: str, shares: Mapping[str, float], *, changed_by: str, reason: str
+    ) -> dict[str, Any]:
+        request = pb.AllocateExperimentRequest(
+            name=name, shares=dict(shares), changed_by=changed_by, reason=reason
+        )
+        response = await self._call(self._admin.AllocateExperiment, request, True)
+        return t.experiment_from_proto(response.experiment)
+
+    async def stop_experiment(self, name: str, *, changed_by: str, reason: str) -> dict[str, Any]:
+        request = pb.StopExperimentRequest(name=name, changed_by=changed_by, reason=reason)
+        response = await self._call(self._admin.StopExperiment, request, True)
+        return t.experiment_from_proto(response.experiment)
+
+    async def list_experiments(self) -> list[dict[str, Any]]:
+        request = pb.ListExperimentsRequest()
+        response = await self._call(self._admin.ListExperiments, request, True)
+        return [t.experiment_from_proto(e) for e in response.experiments]
 
     async def close(self) -> None:
         await self._channel.close()

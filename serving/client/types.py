@@ -13,6 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from recsys.v1 import recsys_pb2 as pb
 
 from serving.domain import EventType, Item, Recommendation, ScoredItem
+from serving.ranking.experiments import Variant
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 DEFAULT_TIMEOUT_S = 5.0
@@ -144,3 +145,37 @@ def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
 def backoff_delays(retries: int, base_s: float = 0.1, cap_s: float = 2.0) -> list[float]:
     """Exponential backoff between attempts: base, 2*base, ... capped."""
     return [min(cap_s, base_s * 2**attempt) for attempt in range(retries)]
+
+
+def create_experiment_request(
+    name: str, variants: Sequence[Variant], changed_by: str, reason: str
+) -> pb.CreateExperimentRequest:
+    return pb.CreateExperimentRequest(
+        name=name,
+        variants=[
+            pb.Variant(
+                name=v.name,
+                share=v.share,
+                parameters=pb.Parameters(**v.overrides),
+                update_mask=list(v.overrides),
+            )
+            for v in variants
+        ],
+        changed_by=changed_by,
+        reason=reason,
+    )
+
+
+def experiment_from_proto(message: pb.Experiment) -> dict[str, Any]:
+    """An experiment as a plain dict; each variant's "overrides" are the masked fields."""
+    return {
+        "name": message.name,
+        "status": message.status,
+        "changed_by": message.changed_by,
+        "reason": message.reason,
+        "created_at": message.created_at.ToDatetime(tzinfo=UTC),
+        "variants": [
+            Variant(v.name, v.share, {name: getattr(v.parameters, name) for name in v.update_mask})
+            for v in message.variants
+        ],
+    }

@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
 from serving.errors import InvalidArgument, NotFound
+from serving.ranking.experiments import Experiment, Variant, validate_variants
 from serving.ranking.parameters import Parameters, ParameterVersion, parse_parameters
 from serving.ranking.validation import check_id
+from serving.store import experiments as experiment_store
 from serving.store import parameters as parameter_store
 from serving.store.db import outage_as_unavailable
+from serving.store.experiments import ExperimentRecord
 
+log = logging.getLogger(__name__)
 MAX_REASON = 1000
 MAX_HISTORY = 1000
 
@@ -68,3 +74,43 @@ class AdminService:
             raise InvalidArgument("limit", f"must be between 0 and {MAX_HISTORY}")
         with outage_as_unavailable():
             return await parameter_store.parameter_history(self._pool, limit or 50)
+
+    async def create_experiment(
+        self, name: str, variants: list[Variant], changed_by: str, reason: str
+    ) -> ExperimentRecord:
+        check_audit(changed_by, reason)
+        check_id("name", name)
+        validate_variants(variants)
+        with outage_as_unavailable():
+            experiment = Experiment(name, tuple(variants))
+            await experiment_store.create_experiment(self._pool, experiment, changed_by, reason)
+            return await experiment_store.load(self._pool, name)
+
+    async def allocate(
+        self, name: str, shares: dict[str, float], changed_by: str, reason: str
+    ) -> ExperimentRecord:
+        """New traffic shares; the result must still add up to 1."""
+        check_audit(changed_by, reason)
+        with outage_as_unavailable():
+            current = await experiment_store.load(self._pool, name)
+            known = {v.name for v in current.experiment.variants}
+            for variant in shares:
+                if variant not in known:
+                    raise InvalidArgument("shares", f"no variant {variant!r} in {name!r}")
+            validate_variants(
+                [replace(v, share=shares.get(v.name, v.share)) for v in current.experiment.variants]
+            )
+            await experiment_store.allocate(self._pool, name, shares)
+            log.info("experiment %s re-allocated by %s: %s", name, changed_by, reason)
+            return await experiment_store.load(self._pool, name)
+
+    async def stop_experiment(self, name: str, changed_by: str, reason: str) -> ExperimentRecord:
+        check_audit(changed_by, reason)
+        with outage_as_unavailable():
+            await experiment_store.stop(self._pool, name)
+            log.info("experiment %s stopped by %s: %s", name, changed_by, reason)
+            return await experiment_store.load(self._pool, name)
+
+    async def experiments(self) -> list[ExperimentRecord]:
+        with outage_as_unavailable():
+            return await experiment_store.list_experiments(self._pool)

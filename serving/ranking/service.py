@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 from psycopg_pool import AsyncConnectionPool
@@ -30,8 +30,14 @@ from serving.errors import Unavailable
 from serving.inference.client import UserEncoding
 from serving.ranking import blend as scoring
 from serving.ranking import exploration
+from serving.ranking.experiments import Experiment
 from serving.ranking.index import ItemIndex
-from serving.ranking.parameters import Exploration, Parameters, ParameterVersion
+from serving.ranking.parameters import (
+    Exploration,
+    Parameters,
+    ParameterVersion,
+    parse_parameters,
+)
 from serving.ranking.validation import (
     check_id,
     context_categories,
@@ -66,6 +72,10 @@ class CatalogueSignals:
     """Live items, least shown first (newest first among equals)."""
 
 
+def _no_variant(subject: str) -> str:
+    return CONTROL_VARIANT
+
+
 class Encoders(Protocol):
     """The models (Triton in production; fakes in unit tests)."""
 
@@ -79,6 +89,8 @@ class Encoders(Protocol):
 class ParameterSource(Protocol):
     @property
     def current(self) -> ParameterVersion: ...
+
+    experiment: Experiment | None
 
 
 class RecommenderService:
@@ -97,12 +109,13 @@ class RecommenderService:
         self._impressions = impressions
         self._rng = np.random.default_rng()
         self._signals_cache: CatalogueSignals | None = None
+        self._variant_parameters: dict[tuple[int, tuple[tuple[str, Any], ...]], Parameters] = {}
 
     async def recommend(self, query: RecommendQuery) -> Recommendation:
         started = time.perf_counter()
         validate_query(query)
         version = self._parameters.current
-        params = version.parameters
+        variant, params = self._variant(version, query.subject)
         state, degraded = await self._user_state(query.subject)
         history = list(zip(state.item_ids, state.event_types, strict=True))
         history = history[-params.history_length :]
@@ -122,7 +135,7 @@ class RecommenderService:
             items=tuple(items),
             model_version=encoding.model_version if encoding else "",
             degraded=degraded,
-            variant=CONTROL_VARIANT,
+            variant=variant,
             parameter_version=version.version,
         )
         latency_ms = (time.perf_counter() - started) * 1000
@@ -130,6 +143,21 @@ class RecommenderService:
             LoggedRecommendation(recommendation, query.user_id, query.session_id, latency_ms)
         )
         return recommendation
+
+    def _variant(self, version: ParameterVersion, subject: str) -> tuple[str, Parameters]:
+        """The subject's A/B variant and the parameters it ranks with."""
+        experiment = self._parameters.experiment
+        if experiment is None:
+            return CONTROL_VARIANT, version.parameters
+        variant = experiment.assign(subject)
+        key = (version.version, tuple(sorted(variant.overrides.items())))
+        params = self._variant_parameters.get(key)
+        if params is None:
+            if len(self._variant_parameters) > 1000:  # versions and experiments move on
+                self._variant_parameters.clear()
+            params = parse_parameters(version.parameters.model_dump() | variant.overrides)
+            self._variant_parameters[key] = params
+        return variant.name, params
 
     async def _user_state(self, subject: str) -> tuple[UserState, bool]:
         """The subject's state, or an empty one (degraded) while the database is down."""
@@ -321,9 +349,13 @@ class RecommenderService:
     async def log_feedback(self, events: list[FeedbackEvent]) -> FeedbackResult:
         validate_events(events, datetime.now(UTC))
         params: Parameters = self._parameters.current.parameters
+        experiment = self._parameters.experiment
         with outage_as_unavailable():
             return await feedback_store.record_feedback(
-                self._pool, events, params.popularity_half_life_hours
+                self._pool,
+                events,
+                params.popularity_half_life_hours,
+                (lambda subject: experiment.assign(subject).name) if experiment else _no_variant,
             )
 
     async def upsert_items(self, items: list[Item]) -> int:

@@ -12,9 +12,11 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from serving.inference.client import TritonEncoders
+from serving.ranking.experiments import Experiment
 from serving.ranking.index import ItemIndex
 from serving.ranking.parameters import ParameterVersion
 from serving.store import artifacts, items
+from serving.store import experiments as experiment_store
 from serving.store import parameters as parameter_store
 
 log = logging.getLogger(__name__)
@@ -23,12 +25,15 @@ OVERLAP = timedelta(seconds=10)
 
 
 class ParameterCache:
-    """The current parameters, reloaded on every NOTIFY (and on a slow poll as a backstop)."""
+    """The current parameters and running experiment, reloaded on every NOTIFY (and on a
+    slow poll as a backstop)."""
 
     def __init__(self, pool: AsyncConnectionPool, url: str) -> None:
         self._pool = pool
         self._url = url
         self._current: ParameterVersion | None = None
+        self.experiment: Experiment | None = None
+        """The running A/B experiment, if any."""
         self._task: asyncio.Task[None] | None = None
 
     @property
@@ -37,7 +42,7 @@ class ParameterCache:
         return self._current
 
     async def start(self) -> None:
-        self._current = await parameter_store.current_parameters(self._pool)
+        await self.reload()
         self._task = asyncio.create_task(self._listen(), name="parameter-listener")
 
     async def reload(self) -> None:
@@ -45,6 +50,7 @@ class ParameterCache:
         if self._current is None or latest.version != self._current.version:
             log.info("parameters now at version %d", latest.version)
         self._current = latest
+        self.experiment = await experiment_store.running_experiment(self._pool)
 
     async def _listen(self) -> None:
         while True:

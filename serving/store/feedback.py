@@ -7,7 +7,7 @@ acknowledged call is durable and a rejected one leaves nothing behind.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from psycopg import AsyncConnection
@@ -70,7 +70,10 @@ WHERE item_id = %(item_id)s
 
 
 async def record_feedback(
-    pool: AsyncConnectionPool, events: Sequence[FeedbackEvent], popularity_half_life_hours: float
+    pool: AsyncConnectionPool,
+    events: Sequence[FeedbackEvent],
+    popularity_half_life_hours: float,
+    variant_of: Callable[[str], str | None] = lambda subject: None,
 ) -> FeedbackResult:
     """Store new events exactly once and fold them into user state and item statistics.
 
@@ -83,7 +86,7 @@ async def record_feedback(
                 raise InvalidArgument(f"events[{index}].item_id", f"unknown item {event.item_id!r}")
         fresh = await _claim_event_ids(conn, events)
         if fresh:
-            await _insert_events(conn, fresh)
+            await _insert_events(conn, fresh, variant_of)
             await _update_users(conn, fresh)
             await _update_item_stats(conn, fresh, popularity_half_life_hours)
         return FeedbackResult(accepted=len(fresh), duplicates=len(events) - len(fresh))
@@ -108,8 +111,15 @@ async def _claim_event_ids(
     return fresh
 
 
-async def _insert_events(conn: AsyncConnection, events: Sequence[FeedbackEvent]) -> None:
-    columns = "event_id, user_id, session_id, item_id, type, value, recommendation_id, occurred_at"
+async def _insert_events(
+    conn: AsyncConnection,
+    events: Sequence[FeedbackEvent],
+    variant_of: Callable[[str], str | None],
+) -> None:
+    columns = (
+        "event_id, user_id, session_id, item_id, type, value, recommendation_id, occurred_at,"
+        " variant"
+    )
     async with conn.cursor().copy(f"COPY events ({columns}) FROM STDIN") as copy:
         for e in events:
             await copy.write_row(
@@ -122,6 +132,7 @@ async def _insert_events(conn: AsyncConnection, events: Sequence[FeedbackEvent])
                     e.value,
                     e.recommendation_id or None,
                     e.occurred_at,
+                    variant_of(e.subject),
                 )
             )
 
