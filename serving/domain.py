@@ -34,6 +34,8 @@ class Item:
     tags: tuple[str, ...] = ()
     published_at: datetime | None = None
     attributes: dict[str, str] = field(default_factory=dict)
+    available_from: datetime | None = None
+    available_until: datetime | None = None
 
     def text(self) -> str:
         """The text the content encoder reads."""

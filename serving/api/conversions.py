@@ -87,6 +87,12 @@ def events_from_proto(request: pb.LogFeedbackRequest, now: datetime) -> list[Fee
     return events
 
 
+def _optional_datetime(message: pb.Item, field: str, index: int) -> datetime | None:
+    if not message.HasField(field):
+        return None
+    return _datetime(f"items[{index}].{field}", getattr(message, field))
+
+
 def items_from_proto(request: pb.UpsertItemsRequest) -> list[Item]:
     return [
         Item(
@@ -95,12 +101,10 @@ def items_from_proto(request: pb.UpsertItemsRequest) -> list[Item]:
             description=item.description,
             categories=tuple(item.categories),
             tags=tuple(item.tags),
-            published_at=(
-                _datetime(f"items[{index}].published_at", item.published_at)
-                if item.HasField("published_at")
-                else None
-            ),
+            published_at=_optional_datetime(item, "published_at", index),
             attributes=dict(item.attributes),
+            available_from=_optional_datetime(item, "available_from", index),
+            available_until=_optional_datetime(item, "available_until", index),
         )
         for index, item in enumerate(request.items)
     ]

@@ -93,8 +93,10 @@ def upsert_request(items: Sequence[Item]) -> pb.UpsertItemsRequest:
             tags=list(item.tags),
             attributes=dict(item.attributes),
         )
-        if item.published_at is not None:
-            message.published_at.CopyFrom(_timestamp(item.published_at))
+        for name in ("published_at", "available_from", "available_until"):
+            moment = getattr(item, name)
+            if moment is not None:
+                getattr(message, name).CopyFrom(_timestamp(moment))
         messages.append(message)
     return pb.UpsertItemsRequest(items=messages)
 

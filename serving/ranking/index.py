@@ -26,6 +26,16 @@ class IndexArrays:
     vectors: np.ndarray  # (N, d) item vectors in the current model space; (N, 0) without one
     published: np.ndarray  # (N,) epoch seconds, NaN when unknown
     live: np.ndarray  # (N,) bool
+    window: np.ndarray  # (N, 2) availability from / until, epoch seconds (-inf / +inf: open)
+
+    def available(self, now: float) -> np.ndarray:
+        """Live items inside their availability window at ``now``."""
+        return self.live & (self.window[:, 0] <= now) & (now < self.window[:, 1])
+
+
+def _window(item: Item) -> tuple[float, float]:
+    start, end = item.available_from, item.available_until
+    return (start.timestamp() if start else -math.inf, end.timestamp() if end else math.inf)
 
 
 def _epoch(moment: datetime | None) -> float:
@@ -48,6 +58,7 @@ class ItemIndex:
             vectors=np.zeros((0, 0), np.float32),
             published=np.zeros(0),
             live=np.zeros(0, bool),
+            window=np.zeros((0, 2)),
         )
         self.popularity = np.zeros(0)  # decayed engagement at popularity_at
         self.popularity_at = np.zeros(0)  # epoch seconds
@@ -102,10 +113,12 @@ class ItemIndex:
         content = np.concatenate([old.content, np.zeros((grow, self._content_dim), np.float32)])
         published = np.concatenate([old.published, np.full(grow, math.nan)])
         live = np.concatenate([old.live, np.zeros(grow, bool)])
+        window = np.concatenate([old.window, np.zeros((grow, 2))])
         rows = np.fromiter((self._position[i] for i in latest), dtype=np.int64, count=len(latest))
         content[rows] = np.stack([entry.embedding for entry in latest.values()])
         published[rows] = [_epoch(entry.item.published_at) for entry in latest.values()]
         live[rows] = [not entry.deleted for entry in latest.values()]
+        window[rows] = [_window(entry.item) for entry in latest.values()]
         ids = old.ids + tuple(item.item_id for item in self._items[len(old.ids) :])
         vectors = old.vectors
         if self.space is not None:
@@ -120,7 +133,7 @@ class ItemIndex:
         self.popularity_at = np.concatenate([self.popularity_at, np.zeros(grow)])
         self.impressions = np.concatenate([self.impressions, np.zeros(grow)])
         self.clicks = np.concatenate([self.clicks, np.zeros(grow)])
-        self.arrays = IndexArrays(ids, content, vectors, published, live)
+        self.arrays = IndexArrays(ids, content, vectors, published, live, window)
 
     def set_space(self, space: ItemSpace) -> None:
         """Place every item in a (new) model version's space."""
@@ -132,6 +145,7 @@ class ItemIndex:
             space.vectors(old.ids, old.content),
             old.published,
             old.live,
+            old.window,
         )
 
     def count_impressions(self, positions: np.ndarray) -> None:

@@ -68,6 +68,8 @@ class CatalogueSignals:
     half_lives: tuple[float, float]
     popularity: np.ndarray
     freshness: np.ndarray
+    available: np.ndarray
+    """Live items inside their availability window (at one-second resolution)."""
     coldest: np.ndarray
     """Live items, least shown first (newest first among equals)."""
 
@@ -181,12 +183,12 @@ class RecommenderService:
         excluded = set(query.exclude_item_ids) | state.disliked
         if params.exclude_seen:
             excluded.update(state.item_ids)
-        allowed = scoring.allowed_mask(arrays.live, index.positions, excluded)
+        signals = self._signals(params)
+        allowed = scoring.allowed_mask(signals.available, index.positions, excluded)
         if include := context_categories(query, "include_categories"):
             allowed &= index.in_categories(include)
         if exclude := context_categories(query, "exclude_categories"):
             allowed &= ~index.in_categories(exclude)
-        signals = self._signals(params)
         popularity, freshness = signals.popularity, signals.freshness
         pool_size = max(params.candidate_pool_size, query.k)
         # Retrieval: the candidate pool by inner product (or by the prior without a model);
@@ -277,7 +279,7 @@ class RecommenderService:
         ]
 
     def _signals(self, params: Parameters) -> CatalogueSignals:
-        """Popularity, freshness and the coldest items of the catalogue, recomputed at most
+        """Popularity, freshness, availability and the coldest items, recomputed at most
         once a second (or when the index, its statistics or the half-lives change)."""
         now = time.time()
         index = self.index
@@ -294,14 +296,16 @@ class RecommenderService:
         popularity = scoring.popularity_signal(
             scoring.decayed_popularity(index.popularity, index.popularity_at, now, half_lives[0])
         )
+        available = index.arrays.available(now)
         self._signals_cache = CatalogueSignals(
             second=int(now),
             arrays=arrays,
             half_lives=half_lives,
             popularity=popularity,
             freshness=scoring.freshness_signal(index.arrays.published, now, half_lives[1]),
+            available=available,
             coldest=exploration.cold_items(
-                index.arrays.live, index.impressions, index.arrays.published, COLD_RANKED
+                available, index.impressions, index.arrays.published, COLD_RANKED
             ),
         )
         return self._signals_cache

@@ -88,6 +88,9 @@ def validate_items(items: Sequence[Item]) -> None:
         seen.add(item.item_id)
         if not item.title.strip() and not item.description.strip():
             raise InvalidArgument(prefix + "title", "item text is empty (title and description)")
+        start, end = item.available_from, item.available_until
+        if start and end and end <= start:
+            raise InvalidArgument(prefix + "available_until", "is not after available_from")
         if len(item.title) + len(item.description) > MAX_TEXT_LENGTH:
             raise InvalidArgument(prefix + "description", f"text over {MAX_TEXT_LENGTH} characters")
         for name, values in (("categories", item.categories), ("tags", item.tags)):

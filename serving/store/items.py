@@ -34,18 +34,19 @@ class ItemStatsRow:
 
 UPSERT = """
 INSERT INTO items (item_id, title, description, categories, tags, attributes, published_at,
-                   embedding, updated_at, deleted_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), NULL)
+                   available_from, available_until, embedding, updated_at, deleted_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), NULL)
 ON CONFLICT (item_id) DO UPDATE SET
     title = EXCLUDED.title, description = EXCLUDED.description,
     categories = EXCLUDED.categories, tags = EXCLUDED.tags, attributes = EXCLUDED.attributes,
-    published_at = EXCLUDED.published_at, embedding = EXCLUDED.embedding,
+    published_at = EXCLUDED.published_at, available_from = EXCLUDED.available_from,
+    available_until = EXCLUDED.available_until, embedding = EXCLUDED.embedding,
     updated_at = EXCLUDED.updated_at, deleted_at = NULL
 """
 
 SELECT_COLUMNS = """
-SELECT item_id, title, description, categories, tags, attributes, published_at, embedding,
-       updated_at, deleted_at IS NOT NULL
+SELECT item_id, title, description, categories, tags, attributes, published_at,
+       available_from, available_until, embedding, updated_at, deleted_at IS NOT NULL
 FROM items
 """
 
@@ -63,6 +64,8 @@ async def upsert_items(
             list(item.tags),
             Jsonb(item.attributes),
             item.published_at,
+            item.available_from,
+            item.available_until,
             embedding.astype(np.float32).tolist(),
         )
         for item, embedding in zip(items, embeddings, strict=True)
@@ -76,9 +79,8 @@ async def upsert_items(
 
 
 def _row_to_stored(row: tuple) -> StoredItem:
-    item_id, title, description, categories, tags, attributes, published, emb, updated, deleted = (
-        row
-    )
+    (item_id, title, description, categories, tags, attributes, published, available_from,
+     available_until, embedding, updated, deleted) = row  # fmt: skip
     item = Item(
         item_id=item_id,
         title=title,
@@ -87,8 +89,10 @@ def _row_to_stored(row: tuple) -> StoredItem:
         tags=tuple(tags),
         published_at=published,
         attributes=dict(attributes),
+        available_from=available_from,
+        available_until=available_until,
     )
-    return StoredItem(item, np.asarray(emb, dtype=np.float32), updated, deleted)
+    return StoredItem(item, np.asarray(embedding, dtype=np.float32), updated, deleted)
 
 
 async def items_changed_since(

@@ -227,3 +227,28 @@ def test_a_session_merges_into_the_user_who_signs_in(platform, client):
     ) == [(0,)]
     assert shown[0] not in client.recommend(user, k=50).item_ids
     assert client.merge_session(session, user) == 0  # nothing left to merge
+
+
+def test_items_outside_their_availability_window_are_not_recommended(platform, client):
+    now = datetime.now(UTC)
+
+    def item(name: str, **window) -> Item:
+        return Item(
+            f"{name}-{uuid.uuid4()}",
+            f"Limited edition {name} vinyl box set",
+            "Jazz.",
+            ("jazz",),
+            published_at=now,
+            **window,
+        )
+
+    expired = item("expired", available_until=now - timedelta(hours=1))
+    upcoming = item("upcoming", available_from=now + timedelta(days=1))
+    current = item(
+        "current", available_from=now - timedelta(hours=1), available_until=now + timedelta(days=1)
+    )
+    client.upsert_items([expired, upcoming, current])
+    catalogue_size = query(platform, "SELECT count(*) FROM items")[0][0]
+    shown = client.recommend(f"user-{uuid.uuid4()}", k=min(catalogue_size, 1000)).item_ids
+    assert current.item_id in shown
+    assert expired.item_id not in shown and upcoming.item_id not in shown

@@ -71,3 +71,18 @@ def test_items_are_found_by_category():
     assert index.in_categories(["none"]).tolist() == [False, False]
     index.upsert([StoredItem(Item("c", "c", categories=("rock",)), np.zeros(384), NOW, False)])
     assert index.in_categories(["rock"]).tolist() == [False, True, True]
+
+
+def test_availability_windows_hide_items_outside_them():
+    index = ItemIndex()
+    t = NOW.timestamp()
+    index.upsert(
+        [
+            StoredItem(Item("open", "o"), np.zeros(384), NOW, False),
+            StoredItem(Item("later", "l", available_from=NOW), np.zeros(384), NOW, False),
+            StoredItem(Item("over", "v", available_until=NOW), np.zeros(384), NOW, False),
+            StoredItem(Item("gone", "g"), np.zeros(384), NOW, True),
+        ]
+    )
+    assert index.arrays.available(t - 1).tolist() == [True, False, True, False]
+    assert index.arrays.available(t).tolist() == [True, True, False, False]

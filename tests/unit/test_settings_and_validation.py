@@ -114,3 +114,10 @@ def test_month_boundaries_for_event_partitions():
 
     assert month_start(datetime(2026, 12, 15, tzinfo=UTC)) == datetime(2026, 12, 1, tzinfo=UTC)
     assert month_start(datetime(2026, 12, 15, tzinfo=UTC), 1) == datetime(2027, 1, 1, tzinfo=UTC)
+
+
+def test_availability_windows_must_end_after_they_start():
+    later = NOW + timedelta(days=1)
+    validate_items([Item("a", "t", available_from=NOW, available_until=later)])
+    with pytest.raises(InvalidArgument, match=r"items\[0\]\.available_until"):
+        validate_items([Item("a", "t", available_from=later, available_until=NOW)])
