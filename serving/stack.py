@@ -76,10 +76,18 @@ class Child:
 
 
 class Stack:
-    def __init__(self, settings: Settings, *, simulate: bool = True, dashboard: bool = True):
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        simulate: bool = True,
+        dashboard: bool = True,
+        demo: bool = True,
+    ) -> None:
         # Children run from the project root: give them an absolute state folder.
         self.settings = settings.model_copy(update={"state_dir": settings.state_dir.resolve()})
         self.simulate = simulate
+        self.demo = demo  # seed the demo catalogue and model on first start
         self.dashboard = dashboard
         self.children: list[Child] = []
         self.logs = self.settings.state_dir / "logs"
@@ -100,7 +108,8 @@ class Stack:
         self.settings = self.settings.model_copy(update={"database_url": SecretStr(url)})
         if self.settings.start_triton:
             self._start_triton()
-        asyncio.run(self._bootstrap(url))
+        if self.demo:
+            asyncio.run(self._bootstrap(url))
         self._spawn("server", [sys.executable, "-m", "serving.cli", "serve"])
         self._wait_for("gRPC server", lambda: grpc_ready(self.settings.grpc_target))
         if self.simulate:
