@@ -26,8 +26,9 @@ from serving.config import load_settings  # noqa: E402
 
 REFRESH_S = 5
 HISTORY_ROWS = 20
+# Windows longer than SLOW_WINDOW_S are read at most every SLOW_WINDOW_TTL_S seconds.
+# (A comment, not a string: Streamlit's "magic" would print a bare string on the page.)
 SLOW_WINDOW_S = 3600
-"""Windows longer than this are read at most every ``SLOW_WINDOW_TTL_S`` seconds."""
 SLOW_WINDOW_TTL_S = 60
 
 

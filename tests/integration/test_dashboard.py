@@ -148,6 +148,7 @@ def test_dashboard_shows_the_metrics_and_parameters(
     at = AppTest.from_file(APP, default_timeout=60).run()
     assert not at.exception, at.exception
     assert not at.error
+    assert not any("SLOW_WINDOW" in md.value for md in at.markdown)  # no stray text
     metrics = _metrics(at)
     assert metrics["Impressions"] == str(IMPRESSIONS)
     assert metrics["Clicks"] == str(CLICKS)
