@@ -23,6 +23,7 @@ from serving.training.trainer import train_user_encoder
 log = logging.getLogger(__name__)
 Progress = Callable[[int], None]
 EMBED_CHUNK = 256
+DEMO_EPOCHS = 8
 
 
 async def seed_catalogue(
@@ -49,7 +50,7 @@ async def train_demo_user_encoder(
     *,
     users: int = 1500,
     history_length: int = 50,
-    epochs: int = 8,
+    epochs: int = DEMO_EPOCHS,
     seed: int = 0,
     load_into: TritonEncoders | None = None,
     on_epoch: Callable[[int, float], None] | None = None,

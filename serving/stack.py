@@ -139,7 +139,7 @@ class Stack:
         tritonserver.wait_ready(self.settings, process)
 
     async def _bootstrap(self, url: str) -> None:
-        from serving.bootstrap import seed_catalogue, train_demo_user_encoder
+        from serving.bootstrap import DEMO_EPOCHS, seed_catalogue, train_demo_user_encoder
         from serving.demo.catalogue import generate_catalogue
 
         pool = await open_pool(url)
@@ -154,7 +154,7 @@ class Stack:
             if seeded:
                 console.print(f"[bold]catalogue[/] seeded {seeded} demo items")
             with Progress(console=console, transient=True) as progress:
-                task = progress.add_task("training the demo user encoder", total=8)
+                task = progress.add_task("training the demo user encoder", total=DEMO_EPOCHS)
                 version = await train_demo_user_encoder(
                     pool,
                     self.settings.model_repository,
