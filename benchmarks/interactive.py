@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -31,7 +30,7 @@ from serving.domain import EventType, Item
 from serving.inference.client import TritonEncoders
 from serving.inference.repository import USER_ENCODER
 from serving.models.user_encoder import UserEncoderConfig
-from serving.stack import Stack
+from serving.stack import Stack, side_by_side_settings
 from serving.store import items as item_store
 from serving.store.db import open_pool
 from serving.training.export import export_user_encoder
@@ -61,12 +60,6 @@ def read_ml1m(folder: Path) -> tuple[dict[int, list[int]], dict[int, Item]]:
                 item_id = original[int(movie)]
                 items[item_id] = Item(f"ml-{item_id}", title, categories=tuple(genres.split("|")))
     return sequences, items
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def prepare(
@@ -140,18 +133,9 @@ def main() -> None:
     held_out = set(random.Random(0).sample(eligible, args.users))
     train = [s for u, s in sequences.items() if u not in held_out]
     replayed = [sequences[u] for u in sorted(held_out)]
-    ports = (
-        "grpc_port",
-        "metrics_port",
-        "dashboard_port",
-        "triton_http_port",
-        "triton_grpc_port",
-        "triton_metrics_port",
-    )
-    settings = Settings(
+    settings = side_by_side_settings(
         state_dir=Path(tempfile.mkdtemp(prefix="recsys-interactive-")),
         triton_timeout_ms=2000,
-        **{name: free_port() for name in ports},  # type: ignore[arg-type]
     )
     stack = Stack(settings, simulate=False, dashboard=False, demo=False)
     try:

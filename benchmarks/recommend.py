@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import json
 import random
-import socket
 import sys
 import tempfile
 import time
@@ -33,7 +32,7 @@ import numpy as np
 from serving.client import AsyncRecsysClient, Event
 from serving.config import Settings
 from serving.inference.client import TritonEncoders
-from serving.stack import Stack
+from serving.stack import Stack, side_by_side_settings
 
 CONCURRENCY = (1, 8, 32)
 HISTORY = 30
@@ -84,12 +83,6 @@ async def closed_loop(
     await asyncio.gather(*(worker(i) for i in range(concurrency)))
     elapsed = time.perf_counter() - started
     return Run(name, concurrency, np.array(latencies), elapsed, errors, degraded)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def measure(
@@ -186,19 +179,10 @@ def main() -> None:
     args = parser.parse_args()
     params = {name: _value(text) for name, text in (p.split("=", 1) for p in args.param)}
     state = args.state_dir or Path(tempfile.mkdtemp(prefix="recsys-bench-"))
-    ports = (
-        "grpc_port",
-        "metrics_port",
-        "dashboard_port",
-        "triton_http_port",
-        "triton_grpc_port",
-        "triton_metrics_port",
-    )
-    settings = Settings(
+    settings = side_by_side_settings(
         state_dir=state,
         demo_items=args.items,
         triton_timeout_ms=1000,
-        **{name: free_port() for name in ports},  # type: ignore[arg-type]
     )
     stack = Stack(settings, simulate=False, dashboard=False)
     try:

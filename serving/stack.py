@@ -13,6 +13,7 @@ import ctypes
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -41,6 +42,29 @@ def _die_with_parent() -> None:
     """In the child before exec: get SIGTERM when the supervisor dies, however it dies."""
     libc = ctypes.CDLL("libc.so.6", use_errno=True)
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+PORT_SETTINGS = (
+    "grpc_port",
+    "metrics_port",
+    "dashboard_port",
+    "triton_http_port",
+    "triton_grpc_port",
+    "triton_metrics_port",
+)
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now (the OS picks it)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def side_by_side_settings(state_dir: Path, **overrides: Any) -> Settings:
+    """Settings for a stack that runs beside others: its own state folder, free ports."""
+    ports = {name: free_port() for name in PORT_SETTINGS}
+    return Settings(**({"state_dir": state_dir} | ports | overrides))
 
 
 def wait_until(ready: Callable[[], bool], timeout_s: float, poll_s: float = 0.3) -> bool:

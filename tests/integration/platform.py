@@ -13,9 +13,8 @@ from pathlib import Path
 
 from serving.client import RecsysClient
 from serving.config import Settings
-from serving.stack import Stack, grpc_ready, wait_until
+from serving.stack import Stack, grpc_ready, side_by_side_settings, wait_until
 from serving.store.db import PROJECT_ROOT
-from tests.conftest import free_port
 
 ADMIN_TOKEN = "test-admin-token"
 CATALOGUE_SIZE = 400
@@ -37,20 +36,13 @@ class Running:
 
 def test_settings(state: Path, **overrides: object) -> Settings:
     values: dict[str, object] = dict(
-        state_dir=state,
-        grpc_port=free_port(),
-        metrics_port=free_port(),
-        dashboard_port=free_port(),
-        triton_http_port=free_port(),
-        triton_grpc_port=free_port(),
-        triton_metrics_port=free_port(),
         admin_token=ADMIN_TOKEN,
         demo_items=CATALOGUE_SIZE,
         triton_timeout_ms=2000,  # a loaded CI machine must not turn answers into fallbacks
         index_refresh_s=0.5,
         impression_flush_ms=50,
     )
-    return Settings(**(values | overrides))  # type: ignore[arg-type]
+    return side_by_side_settings(state, **(values | overrides))
 
 
 @contextlib.contextmanager
