@@ -141,18 +141,20 @@ def variants_from_proto(variants: Iterable[pb.Variant]) -> list[Variant]:
     return result
 
 
+def variant_to_proto(variant: Variant) -> pb.Variant:
+    """A variant with its overrides as masked parameter fields."""
+    return pb.Variant(
+        name=variant.name,
+        share=variant.share,
+        parameters=pb.Parameters(**variant.overrides),
+        update_mask=list(variant.overrides),
+    )
+
+
 def experiment_to_proto(record: ExperimentRecord) -> pb.Experiment:
     return pb.Experiment(
         name=record.experiment.name,
-        variants=[
-            pb.Variant(
-                name=v.name,
-                share=v.share,
-                parameters=pb.Parameters(**v.overrides),
-                update_mask=list(v.overrides),
-            )
-            for v in record.experiment.variants
-        ],
+        variants=[variant_to_proto(v) for v in record.experiment.variants],
         status=record.status,
         changed_by=record.changed_by,
         reason=record.reason,

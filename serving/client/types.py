@@ -12,6 +12,7 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from recsys.v1 import recsys_pb2 as pb
 
+from serving.api import conversions
 from serving.domain import EventType, Item, Recommendation, ScoredItem
 from serving.ranking.experiments import Variant
 
@@ -154,15 +155,7 @@ def create_experiment_request(
 ) -> pb.CreateExperimentRequest:
     return pb.CreateExperimentRequest(
         name=name,
-        variants=[
-            pb.Variant(
-                name=v.name,
-                share=v.share,
-                parameters=pb.Parameters(**v.overrides),
-                update_mask=list(v.overrides),
-            )
-            for v in variants
-        ],
+        variants=[conversions.variant_to_proto(v) for v in variants],
         changed_by=changed_by,
         reason=reason,
     )
@@ -176,8 +169,5 @@ def experiment_from_proto(message: pb.Experiment) -> dict[str, Any]:
         "changed_by": message.changed_by,
         "reason": message.reason,
         "created_at": message.created_at.ToDatetime(tzinfo=UTC),
-        "variants": [
-            Variant(v.name, v.share, {name: getattr(v.parameters, name) for name in v.update_mask})
-            for v in message.variants
-        ],
+        "variants": conversions.variants_from_proto(message.variants),
     }
