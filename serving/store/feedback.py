@@ -6,7 +6,6 @@ acknowledged call is durable and a rejected one leaves nothing behind.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -42,9 +41,7 @@ class FeedbackResult:
     duplicates: int
 
 
-UPSERT_STATE = f"""
-INSERT INTO user_state AS s (subject, item_ids, event_types, disliked)
-VALUES (%s, %s, %s, %s)
+MERGE_STATE = f"""
 ON CONFLICT (subject) DO UPDATE SET
     item_ids = (s.item_ids || EXCLUDED.item_ids)[
         greatest(1, cardinality(s.item_ids) + cardinality(EXCLUDED.item_ids) - {MAX_HISTORY} + 1):],
@@ -54,18 +51,50 @@ ON CONFLICT (subject) DO UPDATE SET
     disliked = ARRAY(SELECT DISTINCT unnest(s.disliked || EXCLUDED.disliked)),
     updated_at = now()
 """
+"""Appends new interactions to a subject's state, keeping the last MAX_HISTORY."""
 
+UPSERT_STATE = (
+    "INSERT INTO user_state AS s (subject, item_ids, event_types, disliked)"
+    " VALUES (%s, %s, %s, %s)" + MERGE_STATE
+)
+
+# One statement for the whole batch: the events arrive as parallel arrays in time order
+# and are grouped per subject in SQL. Subjects are inserted in sorted order, so concurrent
+# batches lock user_state rows in the same order and cannot deadlock.
+APPEND_STATES = (
+    f"""
+INSERT INTO user_state AS s (subject, item_ids, event_types, disliked)
+SELECT subject,
+       (array_agg(item_id ORDER BY n))[greatest(1, count(*) - {MAX_HISTORY} + 1):],
+       (array_agg(type ORDER BY n))[greatest(1, count(*) - {MAX_HISTORY} + 1):],
+       coalesce(array_agg(DISTINCT item_id) FILTER (WHERE type = {int(EventType.DISLIKE)}), '{{}}')
+FROM unnest(%s::text[], %s::text[], %s::smallint[]) WITH ORDINALITY AS e(subject, item_id, type, n)
+GROUP BY subject
+ORDER BY subject
+"""
+    + MERGE_STATE
+)
+
+# Per-item deltas as parallel arrays, applied in one statement. The rows are locked first
+# in item order (LOCK_STATS): the join's own order is the planner's choice, and two batches
+# taking the same rows in different orders would deadlock. d's counts follow STAT_COLUMN.
+LOCK_STATS = (
+    "SELECT 1 FROM item_stats WHERE item_id = ANY(%s::text[]) ORDER BY item_id FOR NO KEY UPDATE"
+)
 UPDATE_STATS = """
-UPDATE item_stats SET
-    clicks = clicks + %(clicks)s, likes = likes + %(likes)s, dislikes = dislikes + %(dislikes)s,
-    skips = skips + %(skips)s, add_to_carts = add_to_carts + %(add_to_carts)s,
-    purchases = purchases + %(purchases)s,
-    popularity = popularity
-        * power(0.5, extract(epoch FROM now() - popularity_at) / 3600.0 / %(half_life)s)
-        + %(weight)s,
+UPDATE item_stats AS s SET
+    clicks = s.clicks + d.clicks, likes = s.likes + d.likes, dislikes = s.dislikes + d.dislikes,
+    skips = s.skips + d.skips, add_to_carts = s.add_to_carts + d.add_to_carts,
+    purchases = s.purchases + d.purchases,
+    popularity = s.popularity
+        * power(0.5, extract(epoch FROM now() - s.popularity_at) / 3600.0 / %s)
+        + d.weight,
     popularity_at = now(),
     updated_at = clock_timestamp()
-WHERE item_id = %(item_id)s
+FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bigint[],
+            %s::bigint[], %s::float8[])
+    AS d(item_id, clicks, likes, dislikes, skips, add_to_carts, purchases, weight)
+WHERE s.item_id = d.item_id
 """
 
 
@@ -87,8 +116,11 @@ async def record_feedback(
         fresh = await _claim_event_ids(conn, events)
         if fresh:
             await _insert_events(conn, fresh, variant_of)
-            await _update_users(conn, fresh)
-            await _update_item_stats(conn, fresh, popularity_half_life_hours)
+            # The state and statistics statements need no answer before the next one is
+            # sent: one round trip for all of them.
+            async with conn.pipeline():
+                await _update_users(conn, fresh)
+                await _update_item_stats(conn, fresh, popularity_half_life_hours)
         return FeedbackResult(accepted=len(fresh), duplicates=len(events) - len(fresh))
 
 
@@ -96,11 +128,14 @@ async def _claim_event_ids(
     conn: AsyncConnection, events: Sequence[FeedbackEvent]
 ) -> list[FeedbackEvent]:
     """The events whose ids were not seen before (first occurrence within the call wins)."""
+    by_id = sorted(events, key=lambda e: e.event_id)
     cur = await conn.execute(
         "INSERT INTO event_ids (event_id, occurred_at)"
         " SELECT * FROM unnest(%s::text[], %s::timestamptz[])"
         " ON CONFLICT DO NOTHING RETURNING event_id",
-        ([e.event_id for e in events], [e.occurred_at for e in events]),
+        # Claimed in id order: two concurrent calls sharing ids (a retry racing its
+        # original) then wait on each other instead of deadlocking.
+        ([e.event_id for e in by_id], [e.occurred_at for e in by_id]),
     )
     claimed = {row[0] for row in await cur.fetchall()}
     fresh = []
@@ -145,39 +180,31 @@ async def _update_users(conn: AsyncConnection, events: Sequence[FeedbackEvent]) 
             " ON CONFLICT (user_id) DO UPDATE SET last_seen_at = now()",
             (user_ids,),
         )
-    by_subject: dict[str, list[FeedbackEvent]] = defaultdict(list)
-    for event in sorted(events, key=lambda e: e.occurred_at):
-        by_subject[event.subject].append(event)
-    rows = [
+    ordered = sorted(events, key=lambda e: e.occurred_at)
+    await conn.execute(
+        APPEND_STATES,
         (
-            subject,
-            [e.item_id for e in evs][-MAX_HISTORY:],
-            [int(e.type) for e in evs][-MAX_HISTORY:],
-            sorted({e.item_id for e in evs if e.type == EventType.DISLIKE}),
-        )
-        for subject, evs in sorted(by_subject.items())  # fixed lock order: no deadlocks
-    ]
-    async with conn.cursor() as cur:
-        await cur.executemany(UPSERT_STATE, rows)
+            [e.subject for e in ordered],
+            [e.item_id for e in ordered],
+            [int(e.type) for e in ordered],
+        ),
+    )
 
 
 async def _update_item_stats(
     conn: AsyncConnection, events: Sequence[FeedbackEvent], half_life_hours: float
 ) -> None:
-    per_item: dict[str, dict[str, float]] = {}
+    per_item: dict[str, list[float]] = {}
+    columns = list(STAT_COLUMN.values())
     for event in events:
-        row = per_item.setdefault(
-            event.item_id,
-            {column: 0 for column in STAT_COLUMN.values()} | {"weight": 0.0},
-        )
-        row[STAT_COLUMN[event.type]] += 1
-        row["weight"] += POPULARITY_WEIGHT.get(event.type, 0.0)
-    params = [
-        row | {"item_id": item_id, "half_life": half_life_hours}
-        for item_id, row in sorted(per_item.items())
-    ]
-    async with conn.cursor() as cur:
-        await cur.executemany(UPDATE_STATS, params)
+        row = per_item.setdefault(event.item_id, [0.0] * (len(columns) + 1))
+        row[columns.index(STAT_COLUMN[event.type])] += 1
+        row[-1] += POPULARITY_WEIGHT.get(event.type, 0.0)
+    item_ids = sorted(per_item)
+    counts = [[int(per_item[i][c]) for i in item_ids] for c in range(len(columns))]
+    weights = [per_item[i][-1] for i in item_ids]
+    await conn.execute(LOCK_STATS, (item_ids,))
+    await conn.execute(UPDATE_STATS, (half_life_hours, item_ids, *counts, weights))
 
 
 async def load_user_state(pool: AsyncConnectionPool, subject: str) -> UserState:
