@@ -55,6 +55,15 @@ class Settings(BaseSettings):
 
     admin_token: SecretStr = SecretStr("recsys-dev-token")
     max_message_bytes: int = Field(4 * 1024 * 1024, ge=1024)
+    """Largest request or response (bytes); bigger requests get RESOURCE_EXHAUSTED."""
+    tls_cert_file: Path | None = None
+    """PEM certificate chain of the gRPC API; with ``tls_key_file`` it speaks TLS only."""
+    tls_key_file: Path | None = None
+    feedback_rate_limit: float = Field(50_000, ge=0)
+    """LogFeedback events per second one client (peer address) may send; 0 = no limit.
+    Past it the call gets RESOURCE_EXHAUSTED and nothing is written."""
+    feedback_rate_burst: int = Field(100_000, ge=1)
+    """Events a client may send at once on top of the rate (the token bucket's size)."""
     shutdown_grace_s: float = Field(10.0, ge=0)
     db_pool_size: int = Field(16, ge=2, le=500)
     """Connections each server keeps open to PostgreSQL."""
@@ -62,6 +71,12 @@ class Settings(BaseSettings):
     impression_batch_size: int = Field(1000, ge=1)
     index_refresh_s: float = Field(2.0, gt=0)
     """How often a server picks up items and statistics written by other replicas."""
+
+    rollup_refresh_s: float = Field(10.0, gt=0)
+    """How often a server folds new impressions and events into the dashboard's rollups."""
+    dashboard_users: SecretStr = SecretStr("operator:recsys-dev")
+    """Dashboard logins, ``name:password,name:password``; the name is recorded as
+    ``changed_by`` on every change an operator makes."""
 
     demo_items: int = Field(3000, ge=10, le=1_000_000)
     simulate_rate: float = Field(4.0, gt=0)
@@ -75,6 +90,22 @@ class Settings(BaseSettings):
         if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
             raise ValueError("must be one of DEBUG, INFO, WARNING, ERROR")
         return value
+
+    @field_validator("dashboard_users")
+    @classmethod
+    def _logins(cls, value: SecretStr) -> SecretStr:
+        for entry in value.get_secret_value().split(","):
+            name, _, password = entry.strip().partition(":")
+            if not name.strip() or not password:
+                raise ValueError("must be name:password pairs separated by commas")
+        return value
+
+    @property
+    def dashboard_logins(self) -> dict[str, str]:
+        """Operator name -> password, from ``dashboard_users``."""
+        entries = self.dashboard_users.get_secret_value().split(",")
+        pairs = (entry.strip().partition(":") for entry in entries)
+        return {name.strip(): password for name, _, password in pairs}
 
     @model_validator(mode="after")
     def _distinct_ports(self) -> Settings:
@@ -92,6 +123,12 @@ class Settings(BaseSettings):
             if port in seen:
                 raise ValueError(f"{name} and {seen[port]} are both {port}")
             seen[port] = name
+        return self
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert_file is None) != (self.tls_key_file is None):
+            raise ValueError("tls_cert_file and tls_key_file go together")
         return self
 
     def to_env(self) -> dict[str, str]:

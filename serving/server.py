@@ -18,17 +18,24 @@ from psycopg_pool import AsyncConnectionPool
 from recsys.v1 import recsys_pb2 as pb
 from recsys.v1 import recsys_pb2_grpc as pb_grpc
 
-from serving.api.interceptors import AdminAuthInterceptor, ErrorInterceptor
+from serving.api.interceptors import (
+    AdminAuthInterceptor,
+    ErrorInterceptor,
+    RateLimitInterceptor,
+)
+from serving.api.ratelimit import TokenBuckets
 from serving.api.servicers import AdminServicer, RecommenderServicer
 from serving.config import Settings
 from serving.inference.client import TritonEncoders
 from serving.ranking.admin import AdminService
 from serving.ranking.index import ItemIndex
+from serving.ranking.preview import ParameterPreview
 from serving.ranking.service import RecommenderService
 from serving.ranking.sync import IndexSync, ParameterCache
 from serving.store.db import open_pool, resolve_database_url
 from serving.store.impressions import ImpressionWriter
 from serving.store.partitions import ensure_event_partitions
+from serving.store.rollups import RollupRefresher
 
 log = logging.getLogger(__name__)
 SERVICE_NAMES = (
@@ -48,6 +55,9 @@ def create_server(
         interceptors=[
             ErrorInterceptor(),
             AdminAuthInterceptor(settings.admin_token.get_secret_value()),
+            RateLimitInterceptor(
+                TokenBuckets(settings.feedback_rate_limit, settings.feedback_rate_burst)
+            ),
         ],
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
@@ -60,7 +70,14 @@ def create_server(
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
-    server.add_insecure_port(f"{settings.grpc_host}:{settings.grpc_port}")
+    address = f"{settings.grpc_host}:{settings.grpc_port}"
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())]
+        )
+        server.add_secure_port(address, credentials)
+    else:
+        server.add_insecure_port(address)
     return server
 
 
@@ -75,6 +92,7 @@ class Platform:
     impressions: ImpressionWriter
     recommender: RecommenderService
     admin: AdminService
+    rollups: RollupRefresher
 
     @classmethod
     async def start(cls, settings: Settings) -> Platform:
@@ -94,11 +112,21 @@ class Platform:
         )
         impressions.start()
         recommender = RecommenderService(pool, index, encoders, parameters, impressions)
+        rollups = RollupRefresher(pool, settings.rollup_refresh_s)
+        rollups.start()
         return cls(
-            pool, encoders, parameters, index_sync, impressions, recommender, AdminService(pool)
+            pool,
+            encoders,
+            parameters,
+            index_sync,
+            impressions,
+            recommender,
+            AdminService(pool, ParameterPreview(pool, recommender, parameters)),
+            rollups,
         )
 
     async def close(self) -> None:
+        await self.rollups.close()
         await self.index_sync.close()
         await self.parameters.close()
         await self.impressions.close()

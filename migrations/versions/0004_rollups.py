@@ -1,0 +1,118 @@
+"""Rollup tables for the dashboard, maintained incrementally from a watermark.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-28
+
+serving/store/rollups.py refreshes them: every pass folds the rows inserted since the
+last watermark (impressions.created_at, recommendations.created_at, events.received_at:
+insert times, so late or back-dated client timestamps are never skipped) into these
+tables, and the dashboard reads only them.
+"""
+
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+UPGRADE = """
+-- How far each source has been folded in (exclusive upper bound of the last pass).
+CREATE TABLE rollup_watermarks (
+    name      text PRIMARY KEY,
+    watermark timestamptz NOT NULL
+);
+
+-- Engagement per minute and A/B variant ('' outside experiments). Impressions and the
+-- attributed counts are bucketed by the impression's minute, event counts by the event's
+-- occurred_at minute.
+CREATE TABLE rollup_minute (
+    minute                  timestamptz NOT NULL,
+    variant                 text NOT NULL,
+    recommendations         bigint NOT NULL DEFAULT 0,
+    degraded                bigint NOT NULL DEFAULT 0,
+    impressions             bigint NOT NULL DEFAULT 0,
+    attributed_clicks       bigint NOT NULL DEFAULT 0,
+    attributed_add_to_carts bigint NOT NULL DEFAULT 0,
+    attributed_purchases    bigint NOT NULL DEFAULT 0,
+    clicks                  bigint NOT NULL DEFAULT 0,
+    likes                   bigint NOT NULL DEFAULT 0,
+    dislikes                bigint NOT NULL DEFAULT 0,
+    skips                   bigint NOT NULL DEFAULT 0,
+    add_to_carts            bigint NOT NULL DEFAULT 0,
+    purchases               bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (minute, variant)
+);
+
+-- Recommend latency as a histogram per minute (percentiles are not additive; bucket
+-- counts are). le_ms is the bucket's upper bound.
+CREATE TABLE rollup_latency (
+    minute          timestamptz NOT NULL,
+    le_ms           real NOT NULL,
+    recommendations bigint NOT NULL,
+    PRIMARY KEY (minute, le_ms)
+);
+
+-- Feedback ingestion: events per minute of arrival.
+CREATE TABLE rollup_ingest (
+    minute timestamptz PRIMARY KEY,
+    events bigint NOT NULL
+);
+
+-- Per item and UTC day: exposure and attributed engagement for the catalogue page.
+CREATE TABLE rollup_item_daily (
+    day                  date NOT NULL,
+    item_id              text NOT NULL,
+    impressions          bigint NOT NULL DEFAULT 0,
+    attributed_clicks    bigint NOT NULL DEFAULT 0,
+    attributed_purchases bigint NOT NULL DEFAULT 0,
+    PRIMARY KEY (day, item_id)
+);
+-- One item's history (the catalogue page's item search).
+CREATE INDEX rollup_item_daily_item ON rollup_item_daily (item_id, day);
+
+-- Impressions already credited with an attributed event of a type: an impression counts
+-- as clicked once however often it was clicked. Pruned once no event can attach any more.
+CREATE TABLE rollup_attributed (
+    recommendation_id uuid NOT NULL,
+    position          smallint NOT NULL,
+    type              smallint NOT NULL,
+    shown_at          timestamptz NOT NULL,
+    PRIMARY KEY (recommendation_id, position, type)
+);
+CREATE INDEX rollup_attributed_shown_at ON rollup_attributed (shown_at);
+
+-- Distinct active users and sessions over "the last N" windows are not additive over
+-- minutes; the last time each one was seen is, and a range count on it is exact. Keys are
+-- md5 digests: the dashboard counts people, it never needs to name them.
+CREATE TABLE rollup_last_seen (
+    kind         char(1) NOT NULL CHECK (kind IN ('u', 's')),
+    key          uuid NOT NULL,
+    last_seen_at timestamptz NOT NULL,
+    PRIMARY KEY (kind, key)
+);
+CREATE INDEX rollup_last_seen_at ON rollup_last_seen (kind, last_seen_at);
+
+-- The refresh reads the events that arrived since its watermark.
+CREATE INDEX events_received_at ON events (received_at);
+"""
+
+DOWNGRADE = """
+DROP INDEX events_received_at;
+DROP TABLE rollup_last_seen;
+DROP TABLE rollup_attributed;
+DROP TABLE rollup_item_daily;
+DROP TABLE rollup_ingest;
+DROP TABLE rollup_latency;
+DROP TABLE rollup_minute;
+DROP TABLE rollup_watermarks;
+"""
+
+
+def upgrade() -> None:
+    op.execute(UPGRADE)
+
+
+def downgrade() -> None:
+    op.execute(DOWNGRADE)
