@@ -35,6 +35,13 @@ log = logging.getLogger(__name__)
 
 LOCK_KEY = 7_310_002  # pg_advisory_xact_lock: one refresh pass at a time, across replicas
 WATERMARK = "dashboard"
+ITEM_WINDOWS = "item_windows"
+ITEM_WINDOW_DAYS = (1, 7, 30)
+"""The catalogue page's windows, in UTC days (today included)."""
+ITEM_WINDOWS_EVERY = timedelta(minutes=5)
+HEAD_SHARE = 0.2
+"""The head of the catalogue: this share of live items, the most popular (item_stats.
+popularity, the decayed engagement the ranker blends in); the rest is the long tail."""
 ATTRIBUTION_WINDOW = "30 minutes"
 CLOCK_SLACK = "1 minute"
 """How much earlier than its impression's created_at an event may be stamped and still be
@@ -229,6 +236,43 @@ now() - make_interval(secs => %(lag_s)s)
 """
 
 
+# Per-item window totals, recomputed from the daily rollup in one scan of its last 30 days.
+_ITEM_WINDOWS = (
+    "DELETE FROM rollup_item_window",
+    """
+    WITH totals AS (
+        SELECT w.days, d.item_id, sum(d.impressions) AS impressions,
+               sum(d.attributed_clicks) AS clicks, sum(d.attributed_purchases) AS purchases
+        FROM rollup_item_daily AS d
+        JOIN unnest(%(days)s::smallint[]) AS w(days)
+          ON d.day > (%(now)s AT TIME ZONE 'UTC')::date - w.days
+        WHERE d.day > (%(now)s AT TIME ZONE 'UTC')::date - %(longest)s
+        GROUP BY 1, 2
+    ),
+    head AS (
+        SELECT s.item_id FROM item_stats AS s JOIN items AS i USING (item_id)
+        WHERE i.deleted_at IS NULL
+        ORDER BY s.popularity DESC
+        LIMIT (SELECT ceil(%(head_share)s * count(*)) FROM items WHERE deleted_at IS NULL)
+    )
+    INSERT INTO rollup_item_window (days, item_id, category, item_created_at, head,
+                                    impressions, attributed_clicks, attributed_purchases)
+    SELECT t.days, t.item_id, coalesce(i.categories[1], ''), i.created_at,
+           t.item_id IN (SELECT item_id FROM head), t.impressions, t.clicks, t.purchases
+    FROM totals AS t JOIN items AS i USING (item_id)
+    """,
+    """
+    INSERT INTO rollup_watermarks (name, watermark) VALUES (%(name)s, %(now)s)
+    ON CONFLICT (name) DO UPDATE SET watermark = excluded.watermark
+    """,
+)
+
+_ITEM_WINDOWS_DUE = """
+SELECT now(), coalesce(
+    (SELECT watermark FROM rollup_watermarks WHERE name = %(name)s) <= now() - %(every)s, true)
+"""
+
+
 @dataclass(frozen=True)
 class Pass:
     """What one refresh pass covered: ``[start, end)``; ``caught_up`` when ``end`` is
@@ -249,10 +293,13 @@ async def refresh_once(
     """One pass over at most ``max_span`` of inserts, in one transaction. Returns None when
     another pass holds the lock (unless ``wait``, which waits for it)."""
     async with conn.transaction():
-        lock = "pg_advisory_xact_lock" if wait else "pg_try_advisory_xact_lock"
-        row = await (await conn.execute(f"SELECT {lock}(%s)::text", (LOCK_KEY,))).fetchone()
-        if not wait and row is not None and row[0] != "true":
-            return None
+        if wait:
+            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        else:
+            locked = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,))
+            row = await locked.fetchone()
+            if row is None or not row[0]:
+                return None
         params: dict[str, Any] = {"name": WATERMARK, "lag_s": lag.total_seconds()}
         start_row = await (await conn.execute(_START, params)).fetchone()
         assert start_row is not None
@@ -266,8 +313,38 @@ async def refresh_once(
     return Pass(start, end, caught_up=end >= now)
 
 
-async def catch_up(conn: AsyncConnection[Any], **options: Any) -> list[Pass]:
-    """Passes until the rollups are ``lag`` behind now (the first start and benchmarks)."""
+async def refresh_item_windows(
+    conn: AsyncConnection[Any], every: timedelta = ITEM_WINDOWS_EVERY
+) -> bool:
+    """Recompute the per-item window totals if the last time was ``every`` ago or more;
+    whether it did."""
+    async with conn.transaction():
+        locked = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,))
+        row = await locked.fetchone()
+        if row is None or not row[0]:
+            return False
+        due = await conn.execute(_ITEM_WINDOWS_DUE, {"name": ITEM_WINDOWS, "every": every})
+        row = await due.fetchone()
+        if row is None or not row[1]:
+            return False
+        now = row[0]
+        params = {
+            "name": ITEM_WINDOWS,
+            "now": now,
+            "days": list(ITEM_WINDOW_DAYS),
+            "longest": max(ITEM_WINDOW_DAYS),
+            "head_share": HEAD_SHARE,
+        }
+        for statement in _ITEM_WINDOWS:
+            await conn.execute(statement, params)
+    return True
+
+
+async def catch_up(
+    conn: AsyncConnection[Any], windows_every: timedelta = ITEM_WINDOWS_EVERY, **options: Any
+) -> list[Pass]:
+    """Passes until the rollups are ``lag`` behind now, then the per-item windows when due
+    (``windows_every``). Returns the passes (none when another replica is at it)."""
     passes: list[Pass] = []
     while True:
         done = await refresh_once(conn, **options)
@@ -275,7 +352,9 @@ async def catch_up(conn: AsyncConnection[Any], **options: Any) -> list[Pass]:
             return passes
         passes.append(done)
         if done.caught_up:
-            return passes
+            break
+    await refresh_item_windows(conn, windows_every)
+    return passes
 
 
 class RollupRefresher:

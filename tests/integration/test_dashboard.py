@@ -1,8 +1,13 @@
-"""The dashboard against a real (embedded) PostgreSQL with hand-made traffic."""
+"""The rollups and the dashboard against a real (embedded) PostgreSQL with hand-made
+traffic: the metric definitions, incremental refreshes, login, and the read-only pages.
+(The pages that call the gRPC API run against the real platform in
+test_dashboard_platform.py.)"""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -10,34 +15,42 @@ import psycopg
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from dashboard import queries
+from dashboard.queries import catalogue, engagement, system
+from dashboard.queries import parameters as parameter_queries
+from serving.store import rollups
 from serving.store.db import migrate, start_embedded
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
 
 APP = str(Path(__file__).resolve().parents[2] / "dashboard" / "app.py")
-HOUR = queries.WINDOWS["Last hour"]
+HOUR = engagement.WINDOWS["Last hour"]
+DAY = engagement.WINDOWS["Last 24 h"]
+LOGIN = ("alice", "wonderland")
+USERS_SETTING = "alice:wonderland,bob:builder"
 
 R1 = "11111111-1111-4111-8111-111111111111"  # 40 min ago: a, b, c
 R2 = "22222222-2222-4222-8222-222222222222"  # 5 min ago: a, c
 R_OLD = "33333333-3333-4333-8333-333333333333"  # 2 h ago: outside the hour
 
 SEED = f"""
-INSERT INTO items (item_id, title, embedding)
-SELECT id, 'Item ' || id, array_fill(0::real, ARRAY[384]) FROM unnest(ARRAY['a', 'b', 'c']) AS id;
+INSERT INTO items (item_id, title, categories, embedding, created_at)
+VALUES ('a', 'Item a', '{{books}}', array_fill(0.1::real, ARRAY[384]), now() - interval '30 days'),
+       ('b', 'Item b', '{{books}}', array_fill(0.2::real, ARRAY[384]), now() - interval '30 days'),
+       ('c', 'Item c', '{{music}}', array_fill(-0.1::real, ARRAY[384]), now() - interval '1 day');
+INSERT INTO item_stats (item_id, popularity) VALUES ('a', 10), ('b', 1), ('c', 0);
 
 INSERT INTO parameter_versions (parameters, changed_by, reason, created_at) VALUES
   ('{{"relevance_weight": 1.0, "popularity_weight": 0.15, "exclude_seen": true}}',
    'system', 'initial defaults', now() - interval '1 day'),
   ('{{"relevance_weight": 1.0, "popularity_weight": 0.3, "exclude_seen": true}}',
-   'alice', 'more popular items', now() - interval '1 hour');
+   'alice', 'more popular items', now() - interval '50 minutes');
 
 INSERT INTO recommendations (recommendation_id, user_id, session_id, variant,
                              parameter_version, model_version, latency_ms, degraded, created_at)
-VALUES ('{R1}', 'u1', '', 'A', 2, '1', 12, false, now() - interval '40 minutes'),
-       ('{R2}', 'u2', '', 'A', 2, '1', 30, true, now() - interval '5 minutes'),
-       ('{R_OLD}', 'u3', '', 'A', 1, '1', 100, false, now() - interval '2 hours');
+VALUES ('{R1}', 'u1', '', 'control', 2, '1', 12, false, now() - interval '40 minutes'),
+       ('{R2}', 'u2', '', 'control', 2, '1', 30, true, now() - interval '5 minutes'),
+       ('{R_OLD}', 'u3', '', 'control', 1, '1', 100, false, now() - interval '2 hours');
 
 INSERT INTO impressions (recommendation_id, position, item_id, score, created_at)
 VALUES ('{R1}', 0, 'a', 0.9, now() - interval '40 minutes'),
@@ -48,7 +61,7 @@ VALUES ('{R1}', 0, 'a', 0.9, now() - interval '40 minutes'),
        ('{R_OLD}', 0, 'a', 0.9, now() - interval '2 hours'),
        ('{R_OLD}', 1, 'b', 0.8, now() - interval '2 hours');
 
--- type: 1 click, 2 like, 6 purchase
+-- type: 1 click, 2 like, 5 add to cart, 6 purchase
 INSERT INTO events (event_id, user_id, session_id, item_id, type, recommendation_id, occurred_at)
 VALUES
   -- attributed: R1/a (clicked twice, one clicked impression), R2/a
@@ -64,11 +77,13 @@ VALUES
   ('e7', 'u2', '', 'a', 1, 'not-a-uuid', now() - interval '4 minutes'),
   ('e8', '', 's9', 'a', 1, NULL, now() - interval '3 minutes'),
   ('e9', 'u1', '', 'a', 2, '{R1}', now() - interval '37 minutes'),
-  ('e10', 'u2', '', 'a', 6, '{R2}', now() - interval '3 minutes');
+  ('e10', 'u2', '', 'a', 6, '{R2}', now() - interval '3 minutes'),
+  ('e11', 'u2', '', 'a', 5, '{R2}', now() - interval '3 minutes');
 """
 
 # Hand-computed for the last hour.
-IMPRESSIONS, CLICKS, LIKES, PURCHASES, ACTIVE = 5, 3, 1, 1, 3  # active: u1, u2, session:s9
+IMPRESSIONS, CLICKS, LIKES, ADD_TO_CARTS, PURCHASES = 5, 3, 1, 1, 1
+ACTIVE_USERS, ACTIVE_SESSIONS = 3, 1  # u1, u2, session:s9; s9
 
 
 @pytest.fixture(scope="module")
@@ -86,11 +101,24 @@ def _database(server: Any, name: str) -> str:
     return url
 
 
+def refresh(url: str) -> list[rollups.Pass]:
+    """Fold everything written so far into the rollups, as a server's refresher does."""
+
+    async def run() -> list[rollups.Pass]:
+        async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+            return await rollups.catch_up(
+                conn, lag=timedelta(0), windows_every=timedelta(0), wait=True
+            )
+
+    return asyncio.run(run())
+
+
 @pytest.fixture(scope="module")
 def seeded_url(server: Any) -> str:
     url = _database(server, "seeded")
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(SEED)
+    refresh(url)
     return url
 
 
@@ -103,85 +131,147 @@ def _metrics(at: AppTest) -> dict[str, str]:
     return {metric.label: metric.value for metric in at.metric}
 
 
-def _tables_text(at: AppTest) -> str:
-    """The text of every table on the page."""
-    parts = [frame.value.to_string() for frame in at.dataframe]
-    return "\n".join(parts)
+def _app(url: str, monkeypatch: pytest.MonkeyPatch, operator: str | None = "alice") -> AppTest:
+    monkeypatch.setenv("RECSYS_DATABASE_URL", url)
+    monkeypatch.setenv("RECSYS_DASHBOARD_USERS", USERS_SETTING)
+    at = AppTest.from_file(APP, default_timeout=60)
+    if operator is not None:
+        at.session_state["operator"] = operator
+    return at
 
 
-def test_queries_compute_the_metrics(seeded_url: str) -> None:
+def test_rollups_compute_the_metrics(seeded_url: str) -> None:
     with psycopg.connect(seeded_url, autocommit=True) as conn:
-        per_minute = queries.engagement_per_minute(conn, HOUR)
-        totals = queries.summary(conn, HOUR)
-        serving = queries.latency(conn, HOUR)
-        current = queries.current_parameters(conn)
-        history = queries.parameter_history(conn)
-        day = queries.summary(conn, queries.WINDOWS["Last 24 h"])
-    assert 60 <= len(per_minute) <= 62  # every minute of the hour, zeros included
-    assert per_minute["impressions"].sum() == IMPRESSIONS
-    assert totals == {
-        "impressions": IMPRESSIONS,
-        "clicks": CLICKS,
-        "ctr": pytest.approx(3 / 5),
-        "conversion": pytest.approx(1 / 5),
-        "events": 10,
-        "likes": LIKES,
-        "purchases": PURCHASES,
-        "active_users": ACTIVE,
-    }
-    assert day["impressions"] == 7 and day["clicks"] == CLICKS
-    assert serving["recommendations"] == 2
-    assert serving["p50_ms"] == pytest.approx(21.0)
-    assert serving["p99_ms"] == pytest.approx(12 + 0.99 * 18)
-    assert serving["degraded_share"] == pytest.approx(0.5)
-    assert current is not None
-    assert current["version"] == 2 and current["changed_by"] == "alice"
-    assert current["parameters"]["popularity_weight"] == 0.3
-    assert list(history["version"]) == [2, 1]
+        hour = engagement.series(conn, HOUR)
+        totals = engagement.totals(conn, HOUR, hour)
+        day = engagement.totals(conn, DAY, engagement.series(conn, DAY))
+        changes = engagement.parameter_changes(conn, HOUR)
+        serving = system.latency(conn, HOUR)
+        items = catalogue.summary(conn, 30)
+        top = catalogue.top_items(conn, 30)
+        history = parameter_queries.history(conn)
+    assert 60 <= len(hour) <= 62  # every minute of the hour, zeros included
+    assert totals["impressions"] == IMPRESSIONS
+    assert totals["attributed_clicks"] == CLICKS
+    assert totals["ctr"] == pytest.approx(CLICKS / IMPRESSIONS)
+    assert totals["conversion"] == pytest.approx(PURCHASES / IMPRESSIONS)
+    assert totals["clicks"] == 8  # every click event
+    assert (totals["likes"], totals["add_to_carts"], totals["purchases"]) == (
+        LIKES,
+        ADD_TO_CARTS,
+        PURCHASES,
+    )
+    assert (totals["active_users"], totals["active_sessions"]) == (ACTIVE_USERS, ACTIVE_SESSIONS)
+    assert day["impressions"] == 7 and day["attributed_clicks"] == CLICKS
+    assert list(changes["version"]) == [2] and changes["by"][0] == "alice"
+    assert serving["recommendations"] == 2 and serving["degraded_share"] == pytest.approx(0.5)
+    assert 10 <= (serving["p50_ms"] or 0) <= 30  # histogram estimate between 12 and 30 ms
+    # Catalogue: a, b, c of 3 items shown in 30 days; the head (top 20%) is item a.
+    assert items["coverage"] == pytest.approx(1.0)
+    assert items["long_tail_share"] == pytest.approx(4 / 7)  # b twice, c twice of 7
+    assert items["cold_items"] == 1 and items["cold_share"] == pytest.approx(2 / 7)
+    assert list(top["item_id"]) == ["a", "b", "c"]
+    assert list(top["clicks"]) == [2, 1, 0]
     assert list(history["changes"]) == ["popularity_weight: 0.15 -> 0.3", "initial"]
 
 
-def test_dashboard_shows_the_metrics_and_parameters(
-    seeded_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("RECSYS_DATABASE_URL", seeded_url)
-    at = AppTest.from_file(APP, default_timeout=60).run()
+def test_refreshes_are_incremental_and_count_each_impression_once(server: Any) -> None:
+    url = _database(server, "incremental")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SEED)
+    refresh(url)
+    with psycopg.connect(url, autocommit=True) as conn:
+        # A repeat click on an already clicked impression, a first click on another, and a
+        # late event stamped 20 minutes ago that arrives now.
+        conn.execute(
+            f"""
+            INSERT INTO events (event_id, user_id, item_id, type, recommendation_id,
+                                occurred_at)
+            VALUES ('late-1', 'u2', 'a', 1, '{R2}', now() - interval '2 minutes'),
+                   ('late-2', 'u2', 'c', 1, '{R2}', now() - interval '2 minutes'),
+                   ('late-3', 'u4', 'b', 2, NULL, now() - interval '20 minutes')
+            """
+        )
+    assert len(refresh(url)) == 1
+    refresh(url)  # nothing new: nothing changes
+    with psycopg.connect(url, autocommit=True) as conn:
+        totals = engagement.totals(conn, HOUR, engagement.series(conn, HOUR))
+    assert totals["attributed_clicks"] == CLICKS + 1
+    assert totals["likes"] == LIKES + 1
+    assert totals["active_users"] == ACTIVE_USERS + 1
+
+
+def test_login_is_required_and_checked(seeded_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _app(seeded_url, monkeypatch, operator=None).run()
+    assert not at.exception, at.exception
+    assert not at.metric  # nothing readable before logging in
+    at.text_input(key="login_name").set_value("alice")
+    at.text_input(key="login_password").set_value("wrong")
+    at.button[0].click().run()
+    assert any("wrong password" in e.value for e in at.error)
+    assert "operator" not in at.session_state
+    at.text_input(key="login_password").set_value(LOGIN[1])
+    at.button[0].click().run()
+    assert not at.exception, at.exception
+    assert at.session_state["operator"] == "alice"
+    assert _metrics(at)["Impressions"] == str(IMPRESSIONS)  # the Overview
+    assert any("alice" in caption.value for caption in at.sidebar.caption)
+
+
+def test_overview_shows_the_metrics(seeded_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    at = _app(seeded_url, monkeypatch).run()
     assert not at.exception, at.exception
     assert not at.error
-    assert not any("SLOW_WINDOW" in md.value for md in at.markdown)  # no stray text
     metrics = _metrics(at)
     assert metrics["Impressions"] == str(IMPRESSIONS)
     assert metrics["Clicks"] == str(CLICKS)
     assert metrics["CTR"] == "60.00%"
+    assert metrics["Conversion"] == "20.00%"
     assert metrics["Likes"] == str(LIKES)
+    assert metrics["Add to cart"] == str(ADD_TO_CARTS)
     assert metrics["Purchases"] == str(PURCHASES)
-    assert metrics["Active users"] == str(ACTIVE)
-    assert metrics["Latency p50"] == "21.0 ms"
-    assert metrics["Degraded"] == "50.0%"
-    assert any("Version 2" in md.value and "alice" in md.value for md in at.markdown)
-    assert "popularity_weight: 0.15 -> 0.3" in _tables_text(at)
-    values = at.dataframe[0].value
-    shown = dict(zip(values["parameter"], values["value"], strict=True))
-    assert shown["popularity_weight"] == "0.3"
-    assert at.get("vega_lite_chart")  # the Altair chart
+    assert metrics["Active users"] == str(ACTIVE_USERS)
+    assert metrics["Active sessions"] == str(ACTIVE_SESSIONS)
+    assert len(at.get("vega_lite_chart")) == 2  # the Altair charts
+    assert any("1 parameter change" in c.value for c in at.caption)
 
     # Another window: the 2-hour-old recommendation now counts.
-    at.radio[0].set_value("Last 24 h").run()
+    at.radio(key="window").set_value("Last 24 h").run()
     assert not at.exception, at.exception
     assert _metrics(at)["Impressions"] == "7"
     assert _metrics(at)["CTR"] == f"{3 / 7:.2%}"
 
 
-def test_dashboard_on_an_empty_database(empty_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RECSYS_DATABASE_URL", empty_url)
-    at = AppTest.from_file(APP, default_timeout=60).run()
+def test_catalogue_shows_items_and_nearest_by_content(
+    seeded_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _app(seeded_url, monkeypatch)
+    at.switch_page("views/catalogue.py").run()
     assert not at.exception, at.exception
-    assert not at.error
     metrics = _metrics(at)
-    assert metrics["Impressions"] == "0" and metrics["CTR"] == "0.00%"
-    assert metrics["Latency p50"] == "-"
+    assert metrics["Coverage"] == "100.0%" and metrics["Long-tail share"] == "57.1%"
+    assert len(at.get("vega_lite_chart")) == 2
+    at.text_input(key="item_search").set_value("Item b").run()
+    assert not at.exception, at.exception
+    nearest = at.dataframe[-1].value
+    # Same direction as b: a (cosine 1); opposite: c (cosine -1).
+    assert list(nearest["item_id"]) == ["a", "c"]
+    assert nearest["similarity"][0] == pytest.approx(1.0, abs=1e-4)
+
+
+def test_read_only_pages_on_an_empty_database(
+    empty_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    at = _app(empty_url, monkeypatch).run()
+    assert not at.exception, at.exception
+    assert _metrics(at)["Impressions"] == "0"
     assert any("No traffic yet" in info.value for info in at.info)
-    assert any("No parameter version yet" in info.value for info in at.info)
+    at.switch_page("views/catalogue.py").run()
+    assert not at.exception, at.exception
+    assert any("Nothing shown" in info.value for info in at.info)
+    at.switch_page("views/experiments.py").run()
+    assert not at.exception, at.exception
+    assert any("No experiment yet" in info.value for info in at.info)
 
 
 def test_dashboard_without_a_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -195,7 +285,6 @@ def test_dashboard_without_a_database_url(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_dashboard_survives_an_unreachable_database(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("RECSYS_DATABASE_URL", f"postgresql://nobody@127.0.0.1:{free_port()}/x")
-    at = AppTest.from_file(APP, default_timeout=60).run()
+    at = _app(f"postgresql://nobody@127.0.0.1:{free_port()}/x", monkeypatch).run()
     assert not at.exception, at.exception
     assert any("Cannot read the database" in warning.value for warning in at.warning)

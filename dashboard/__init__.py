@@ -1,0 +1,1 @@
+"""The operator dashboard (Streamlit): ``streamlit run dashboard/app.py``."""
