@@ -19,6 +19,14 @@ from serving.store.items import existing_item_ids
 MAX_HISTORY = 200
 """Interactions kept per user; the upper bound of the history_length parameter."""
 
+STATE_WAIT_S = 0.25
+"""Longest wait for a pooled connection to read a user's state: while the database is
+down the pool has none to give, and Recommend must answer (without history, degraded)
+inside its deadline instead of queueing for the pool's default 30 s."""
+WRITE_WAIT_S = 2.0
+"""Longest wait for a connection to write; past it the call is UNAVAILABLE and the
+client retries (with the same event ids, so nothing is counted twice)."""
+
 POPULARITY_WEIGHT = {
     EventType.CLICK: 1.0,
     EventType.LIKE: 2.0,
@@ -108,7 +116,7 @@ async def record_feedback(
 
     Raises InvalidArgument (and writes nothing) when an event names an unknown item.
     """
-    async with pool.connection() as conn, conn.transaction():
+    async with pool.connection(WRITE_WAIT_S) as conn, conn.transaction():
         known = await existing_item_ids(conn, sorted({e.item_id for e in events}))
         for index, event in enumerate(events):
             if event.item_id not in known:
@@ -209,7 +217,7 @@ async def _update_item_stats(
 
 async def load_user_state(pool: AsyncConnectionPool, subject: str) -> UserState:
     """The recent interactions of a user or anonymous session (empty when unknown)."""
-    async with pool.connection() as conn:
+    async with pool.connection(STATE_WAIT_S) as conn:
         cur = await conn.execute(
             "SELECT item_ids, event_types, disliked FROM user_state WHERE subject = %s",
             (subject,),
@@ -227,7 +235,7 @@ async def load_user_state(pool: AsyncConnectionPool, subject: str) -> UserState:
 
 async def forget_user(pool: AsyncConnectionPool, user_id: str) -> int:
     """Delete every row about ``user_id``; returns the number of events deleted."""
-    async with pool.connection() as conn, conn.transaction():
+    async with pool.connection(WRITE_WAIT_S) as conn, conn.transaction():
         cur = await conn.execute(
             "DELETE FROM events WHERE user_id = %s RETURNING event_id", (user_id,)
         )
@@ -243,7 +251,7 @@ async def merge_session(pool: AsyncConnectionPool, session_id: str, user_id: str
     """Fold an anonymous session's state into the user's and attribute its events to them;
     returns the number of events re-attributed."""
     session = subject_key("", session_id)
-    async with pool.connection() as conn, conn.transaction():
+    async with pool.connection(WRITE_WAIT_S) as conn, conn.transaction():
         cur = await conn.execute(
             "DELETE FROM user_state WHERE subject = %s RETURNING item_ids, event_types, disliked",
             (session,),
