@@ -18,7 +18,8 @@ R = TypeVar("R")
 
 
 class AsyncRecsysClient:
-    """``async with AsyncRecsysClient("localhost:50051") as client: ...``"""
+    """``async with AsyncRecsysClient("localhost:50051") as client: ...`` (TLS options as
+    in ``RecsysClient``)."""
 
     def __init__(
         self,
@@ -27,8 +28,15 @@ class AsyncRecsysClient:
         *,
         timeout_s: float = t.DEFAULT_TIMEOUT_S,
         retries: int = 3,
+        tls: bool = False,
+        tls_root_cert: bytes | None = None,
     ) -> None:
-        self._channel = grpc.aio.insecure_channel(target)
+        credentials = t.channel_credentials(tls, tls_root_cert)
+        self._channel = (
+            grpc.aio.secure_channel(target, credentials)
+            if credentials
+            else grpc.aio.insecure_channel(target)
+        )
         self._recommender = pb_grpc.RecommenderStub(self._channel)
         self._admin = pb_grpc.AdminStub(self._channel)
         self._metadata = t.auth_metadata(token)

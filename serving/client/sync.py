@@ -19,7 +19,10 @@ R = TypeVar("R")
 
 class RecsysClient:
     """``RecsysClient("localhost:50051", token=...)``: typed calls with deadlines and
-    retries with backoff on UNAVAILABLE (LogFeedback retries are safe: event ids)."""
+    retries with backoff on UNAVAILABLE (LogFeedback retries are safe: event ids).
+
+    ``tls=True`` speaks TLS trusting the system's roots; ``tls_root_cert`` (PEM bytes)
+    speaks TLS trusting those roots instead."""
 
     def __init__(
         self,
@@ -29,8 +32,15 @@ class RecsysClient:
         timeout_s: float = t.DEFAULT_TIMEOUT_S,
         retries: int = 3,
         channel: grpc.Channel | None = None,
+        tls: bool = False,
+        tls_root_cert: bytes | None = None,
     ) -> None:
-        self._channel = channel or grpc.insecure_channel(target)
+        credentials = t.channel_credentials(tls, tls_root_cert)
+        self._channel = channel or (
+            grpc.secure_channel(target, credentials)
+            if credentials
+            else grpc.insecure_channel(target)
+        )
         self._recommender = pb_grpc.RecommenderStub(self._channel)
         self._admin = pb_grpc.AdminStub(self._channel)
         self._metadata = t.auth_metadata(token)

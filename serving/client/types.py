@@ -141,6 +141,14 @@ def parameters_from_proto(version: pb.ParameterVersion) -> dict[str, Any]:
     }
 
 
+def channel_credentials(tls: bool, tls_root_cert: bytes | None) -> grpc.ChannelCredentials | None:
+    """TLS credentials when asked for (``tls_root_cert``: PEM roots to trust instead of the
+    system's, e.g. a private CA); None means a plaintext channel."""
+    if not tls and tls_root_cert is None:
+        return None
+    return grpc.ssl_channel_credentials(root_certificates=tls_root_cert)
+
+
 def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
