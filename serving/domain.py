@@ -113,3 +113,12 @@ class Recommendation:
     @property
     def item_ids(self) -> list[str]:
         return [item.item_id for item in self.items]
+
+
+@dataclass(frozen=True)
+class UserPreview:
+    """A user's top list under the current parameters and under a candidate change."""
+
+    user_id: str
+    before: tuple[str, ...]
+    after: tuple[str, ...]

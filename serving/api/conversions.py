@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from google.protobuf.timestamp_pb2 import Timestamp
 from recsys.v1 import recsys_pb2 as pb
@@ -14,6 +15,9 @@ from serving.errors import InvalidArgument
 from serving.ranking.experiments import Variant
 from serving.ranking.parameters import Parameters, ParameterVersion
 from serving.store.experiments import ExperimentRecord
+
+if TYPE_CHECKING:
+    from serving.ranking.preview import Preview
 
 
 def _datetime(field: str, stamp: Timestamp) -> datetime:
@@ -114,8 +118,17 @@ def parameters_to_proto(parameters: Parameters) -> pb.Parameters:
     return pb.Parameters(**parameters.model_dump(mode="json"))
 
 
-def parameters_from_proto(message: pb.Parameters) -> dict[str, Any]:
-    return {name: getattr(message, name) for name in Parameters.model_fields}
+_REPEATED = {f.name for f in pb.Parameters.DESCRIPTOR.fields if f.is_repeated}
+
+
+def _parameter(message: pb.Parameters, name: str) -> Any:
+    value = getattr(message, name)
+    return list(value) if name in _REPEATED else value
+
+
+def parameters_from_proto(message: pb.Parameters, mask: Iterable[str] = ()) -> dict[str, Any]:
+    """The values of the fields named in ``mask`` (all fields when empty)."""
+    return {name: _parameter(message, name) for name in (list(mask) or Parameters.model_fields)}
 
 
 def parameter_version_to_proto(version: ParameterVersion) -> pb.ParameterVersion:
@@ -136,7 +149,11 @@ def variants_from_proto(variants: Iterable[pb.Variant]) -> list[Variant]:
                 raise InvalidArgument(
                     f"variants[{index}].update_mask", f"unknown parameter {name!r}"
                 )
-        overrides = {name: getattr(variant.parameters, name) for name in variant.update_mask}
+        overrides = (
+            parameters_from_proto(variant.parameters, variant.update_mask)
+            if variant.update_mask
+            else {}
+        )
         result.append(Variant(variant.name, variant.share, overrides))
     return result
 
@@ -159,4 +176,13 @@ def experiment_to_proto(record: ExperimentRecord) -> pb.Experiment:
         changed_by=record.changed_by,
         reason=record.reason,
         created_at=_timestamp(record.created_at),
+    )
+
+
+def preview_to_proto(preview: Preview) -> pb.PreviewParametersResponse:
+    return pb.PreviewParametersResponse(
+        **dataclasses.asdict(preview.estimate),
+        users=[
+            pb.UserPreview(user_id=u.user_id, before=u.before, after=u.after) for u in preview.users
+        ],
     )

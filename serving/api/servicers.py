@@ -118,3 +118,19 @@ class AdminServicer(pb_grpc.AdminServicer):
         return pb.ListExperimentsResponse(
             experiments=[convert.experiment_to_proto(r) for r in records]
         )
+
+    async def PreviewParameters(
+        self, request: pb.PreviewParametersRequest, context: grpc.aio.ServicerContext
+    ) -> pb.PreviewParametersResponse:
+        # No parameters at all: the current policy itself (what its logs say of it).
+        changed = request.HasField("parameters")
+        preview = await self._service.preview(
+            convert.parameters_from_proto(request.parameters, request.update_mask)
+            if changed
+            else {},
+            list(request.update_mask),
+            request.hours,
+            request.sample,
+            list(request.user_ids),
+        )
+        return convert.preview_to_proto(preview)

@@ -2,13 +2,14 @@
 
 from serving.client.aio import AsyncRecsysClient
 from serving.client.sync import RecsysClient
-from serving.client.types import Event, FeedbackResult
+from serving.client.types import Event, FeedbackResult, ParameterPreview
 from serving.domain import Recommendation, ScoredItem
 
 __all__ = [
     "AsyncRecsysClient",
     "Event",
     "FeedbackResult",
+    "ParameterPreview",
     "Recommendation",
     "RecsysClient",
     "ScoredItem",

@@ -111,6 +111,21 @@ class RecsysClient:
         response = self._call(self._admin.ListParameterHistory, request, admin=True)
         return [t.parameters_from_proto(v) for v in response.versions]
 
+    def preview_parameters(
+        self,
+        changes: Mapping[str, Any],
+        *,
+        hours: float = 24.0,
+        sample: int = 500,
+        users: Sequence[str] = (),
+    ) -> t.ParameterPreview:
+        """Judge a change before making it: its CTR estimated off-policy on the logged
+        lists of the last ``hours`` (at most ``sample`` of them), and the top lists of
+        ``users`` (default: recently active ones) before and after."""
+        request = t.preview_parameters_request(changes, hours, sample, users)
+        response = self._call(self._admin.PreviewParameters, request, admin=True)
+        return t.preview_from_proto(response)
+
     def create_experiment(
         self, name: str, variants: Sequence[Variant], *, changed_by: str, reason: str
     ) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 from recsys.v1 import recsys_pb2 as pb
 
 from serving.api import conversions
-from serving.domain import EventType, Item, Recommendation, ScoredItem
+from serving.domain import EventType, Item, Recommendation, ScoredItem, UserPreview
 from serving.ranking.experiments import Variant
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
@@ -113,6 +113,51 @@ def update_parameters_request(
     )
 
 
+@dataclass(frozen=True)
+class ParameterPreview:
+    """A candidate parameter change judged on the logs before it ships."""
+
+    recommendations: int
+    """Logged lists replayed."""
+    impressions: int
+    logged_ctr: float
+    ips_ctr: float
+    """Estimated clicks per impression under the candidate (inverse propensity scoring)."""
+    snips_ctr: float
+    """The self-normalised estimate: lower variance, slightly biased."""
+    ips_standard_error: float
+    effective_sample_size: float
+    users: tuple[UserPreview, ...]
+    """Top lists before and after the change."""
+
+
+def preview_parameters_request(
+    changes: Mapping[str, Any], hours: float, sample: int, users: Sequence[str]
+) -> pb.PreviewParametersRequest:
+    return pb.PreviewParametersRequest(
+        parameters=pb.Parameters(**changes) if changes else None,
+        update_mask=list(changes),
+        hours=hours,
+        sample=sample,
+        user_ids=list(users),
+    )
+
+
+def preview_from_proto(response: pb.PreviewParametersResponse) -> ParameterPreview:
+    return ParameterPreview(
+        recommendations=response.recommendations,
+        impressions=response.impressions,
+        logged_ctr=response.logged_ctr,
+        ips_ctr=response.ips_ctr,
+        snips_ctr=response.snips_ctr,
+        ips_standard_error=response.ips_standard_error,
+        effective_sample_size=response.effective_sample_size,
+        users=tuple(
+            UserPreview(u.user_id, tuple(u.before), tuple(u.after)) for u in response.users
+        ),
+    )
+
+
 def recommendation_from_proto(response: pb.RecommendResponse) -> Recommendation:
     return Recommendation(
         recommendation_id=response.recommendation_id,
@@ -134,7 +179,7 @@ def parameters_from_proto(version: pb.ParameterVersion) -> dict[str, Any]:
     params = version.parameters
     return {
         "version": version.version,
-        "parameters": {f.name: getattr(params, f.name) for f in params.DESCRIPTOR.fields},
+        "parameters": conversions.parameters_from_proto(params),
         "changed_by": version.changed_by,
         "reason": version.reason,
         "created_at": version.created_at.ToDatetime(tzinfo=UTC),

@@ -11,7 +11,8 @@ from psycopg_pool import AsyncConnectionPool
 
 from serving.errors import InvalidArgument, NotFound
 from serving.ranking.experiments import Experiment, Variant, validate_variants
-from serving.ranking.parameters import Parameters, ParameterVersion, parse_parameters
+from serving.ranking.parameters import ParameterVersion, check_mask, merge_parameters
+from serving.ranking.preview import ParameterPreview
 from serving.ranking.validation import check_id
 from serving.store import experiments as experiment_store
 from serving.store import parameters as parameter_store
@@ -33,8 +34,9 @@ def check_audit(changed_by: str, reason: str) -> None:
 
 
 class AdminService:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, previewer: ParameterPreview) -> None:
         self._pool = pool
+        self.preview = previewer.preview
 
     async def get(self) -> ParameterVersion:
         with outage_as_unavailable():
@@ -45,15 +47,10 @@ class AdminService:
     ) -> ParameterVersion:
         """A new version: the fields in ``mask`` (all when empty) replaced by ``values``."""
         check_audit(changed_by, reason)
-        mask = list(mask)
-        for name in mask:
-            if name not in Parameters.model_fields:
-                raise InvalidArgument("update_mask", f"unknown parameter {name!r}")
+        mask = check_mask(mask)
         with outage_as_unavailable():
             current = await parameter_store.current_parameters(self._pool)
-            merged = current.parameters.model_dump()
-            merged.update({name: values[name] for name in (mask or values)})
-            parameters = parse_parameters(merged)
+            parameters = merge_parameters(current.parameters, values, mask)
             return await parameter_store.insert_parameters(
                 self._pool, parameters, changed_by, reason
             )

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from serving.errors import InvalidArgument
-from serving.ranking.parameters import Parameters, parse_parameters
+from serving.ranking.parameters import Parameters, merge_parameters, parse_parameters
 
 SHARE_TOLERANCE = 1e-6
 MAX_VARIANTS = 20
@@ -22,7 +22,7 @@ class Variant:
 
     def parameters(self, base: Parameters) -> Parameters:
         """The base parameters with this variant's overrides."""
-        return base.model_copy(update=self.overrides) if self.overrides else base
+        return merge_parameters(base, self.overrides, ()) if self.overrides else base
 
 
 @dataclass(frozen=True)

@@ -34,11 +34,13 @@ def inclusion_propensity(
     impressions: np.ndarray,
     k: int,
     rng: np.random.Generator,
+    listed: np.ndarray,
     draws: int = 16,
 ) -> np.ndarray:
     """Estimated probability that each row lands in the top ``k`` of
     ``base + weight x sampled click rate``: the share of ``draws`` fresh samples in which
-    it does, counting the realised draw as one more in which it did (never zero).
+    it does, with the realised draw as one more sample (it put the ``listed`` rows in the
+    list; so a listed row's estimate is never zero).
 
     Samples lie in [0, 1], so a row whose best case (``base + weight``) is below the k-th
     best worst case (``base``) can never make the list: only contenders are simulated.
@@ -47,21 +49,24 @@ def inclusion_propensity(
     k = min(k, n)
     if k == n:
         return np.ones(n)
+    counts = listed.astype(float)
     threshold = np.partition(base, n - k)[n - k]
     contenders = np.flatnonzero(base + weight >= threshold)
     sampled = click_rate_samples(clicks[contenders], impressions[contenders], rng, draws)
     scores = base[contenders][None, :] + weight * sampled
     top = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    counts = np.zeros(n)
-    counts[contenders] = np.bincount(top.ravel(), minlength=contenders.size)
-    return (counts + 1.0) / (draws + 1.0)
+    counts[contenders] += np.bincount(top.ravel(), minlength=contenders.size)
+    return counts / (draws + 1.0)
 
 
 def epsilon_slots(
     chosen: np.ndarray, allowed: np.ndarray, epsilon: float, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
     """Each slot shows, with probability ``epsilon``, a uniformly random allowed item not
-    already in the list. Returns the positions, which slots explored, and propensities."""
+    already in the list. Returns the positions, which slots explored, each shown item's
+    probability of being in the list, and that probability for any allowed item outside
+    ``chosen``: a chosen item stays unless its slot explores (1 - epsilon); the
+    k x epsilon explored slots on average draw from the pool without replacement."""
     positions = chosen.copy()
     explored = rng.random(len(chosen)) < epsilon
     pool = np.setdiff1d(np.flatnonzero(allowed), chosen, assume_unique=False)
@@ -74,5 +79,6 @@ def epsilon_slots(
         explored[slots] = True
     else:
         explored[:] = False
-    propensity = np.where(explored, epsilon / available, (1.0 - epsilon) + epsilon / available)
-    return positions, explored, propensity
+    floor = min(1.0, len(chosen) * epsilon / available)
+    propensity = np.where(explored, floor, 1.0 - epsilon)
+    return positions, explored, propensity, floor

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from serving.errors import InvalidArgument
 
@@ -16,6 +17,10 @@ class Exploration(StrEnum):
     OFF = "off"
     THOMPSON = "thompson"
     EPSILON = "epsilon"
+
+
+Category = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+MAX_RULE_CATEGORIES = 100
 
 
 class Parameters(BaseModel):
@@ -41,6 +46,10 @@ class Parameters(BaseModel):
     exploration_weight: float = Field(0.3, ge=0, le=10)
     """Thompson: weight of the sampled click rate in the score. Epsilon: the probability
     that a slot shows a random item instead."""
+    include_categories: tuple[Category, ...] = Field((), max_length=MAX_RULE_CATEGORIES)
+    """Business rule: only items in one of these categories (empty: all)."""
+    exclude_categories: tuple[Category, ...] = Field((), max_length=MAX_RULE_CATEGORIES)
+    """Business rule: never items in these categories (a request can add more)."""
 
 
 def parse_parameters(values: dict[str, Any], prefix: str = "parameters") -> Parameters:
@@ -51,6 +60,25 @@ def parse_parameters(values: dict[str, Any], prefix: str = "parameters") -> Para
         first = error.errors()[0]
         name = ".".join(str(part) for part in first["loc"]) or "parameters"
         raise InvalidArgument(f"{prefix}.{name}", first["msg"]) from None
+
+
+def check_mask(mask: Iterable[str]) -> list[str]:
+    """The field names of an update mask; an unknown name is InvalidArgument."""
+    names = list(mask)
+    for name in names:
+        if name not in Parameters.model_fields:
+            raise InvalidArgument("update_mask", f"unknown parameter {name!r}")
+    return names
+
+
+def merge_parameters(
+    current: Parameters, values: dict[str, Any], mask: Iterable[str], prefix: str = "parameters"
+) -> Parameters:
+    """``current`` with the fields named in ``mask`` (every field of ``values`` when the
+    mask is empty) replaced by ``values``; an unknown name is InvalidArgument."""
+    names = check_mask(mask) or list(values)
+    merged = current.model_dump() | {name: values[name] for name in names}
+    return parse_parameters(merged, prefix)
 
 
 @dataclass(frozen=True)

@@ -5,13 +5,14 @@ Transport-free: the gRPC servicers translate protos to the domain types used her
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 from psycopg_pool import AsyncConnectionPool
@@ -36,7 +37,6 @@ from serving.ranking.parameters import (
     Exploration,
     Parameters,
     ParameterVersion,
-    parse_parameters,
 )
 from serving.ranking.validation import (
     check_id,
@@ -72,6 +72,29 @@ class CatalogueSignals:
     """Live items inside their availability window (at one-second resolution)."""
     coldest: np.ndarray
     """Live items, least shown first (newest first among equals)."""
+
+
+@dataclass(frozen=True)
+class Ranking:
+    """One ranked list, and what off-policy evaluation needs: the probability that the
+    policy shows any catalogue item, not only the ones it showed this time."""
+
+    items: list[ScoredItem]
+    positions: np.ndarray
+    """Catalogue positions of ``items``."""
+    candidates: np.ndarray
+    candidate_inclusion: np.ndarray
+    """Probability that each candidate is in the list."""
+    allowed: np.ndarray
+    floor: float = 0.0
+    """Probability for an allowed item outside the candidates (epsilon exploration)."""
+
+    def inclusion(self, positions: Sequence[int]) -> np.ndarray:
+        candidates, inclusion = self.candidates.tolist(), self.candidate_inclusion.tolist()
+        by_position = dict(zip(candidates, inclusion, strict=True))
+        return np.array(
+            [by_position.get(p, self.floor) if self.allowed[p] else 0.0 for p in positions]
+        )
 
 
 def _no_variant(subject: str) -> str:
@@ -111,7 +134,7 @@ class RecommenderService:
         self._impressions = impressions
         self._rng = np.random.default_rng()
         self._signals_cache: CatalogueSignals | None = None
-        self._variant_parameters: dict[tuple[int, tuple[tuple[str, Any], ...]], Parameters] = {}
+        self._variant_parameters: dict[tuple[int, str], Parameters] = {}
 
     async def recommend(self, query: RecommendQuery) -> Recommendation:
         started = time.perf_counter()
@@ -119,22 +142,14 @@ class RecommenderService:
         version = self._parameters.current
         variant, params = self._variant(version, query.subject)
         state, degraded = await self._user_state(query.subject)
-        history = list(zip(state.item_ids, state.event_types, strict=True))
-        history = history[-params.history_length :]
-        encoding: UserEncoding | None = None
-        if self.index.space is None:
-            degraded = True  # no model version loaded yet
-        elif history:
-            try:
-                encoding = await self._encode(history)
-            except Unavailable as error:
-                log.warning("user encoder unavailable, using the fallback: %s", error)
-                degraded = True
+        history, encoding, unencoded = await self._encode_state(state, params)
+        degraded = degraded or unencoded
         # No await from here on: the index cannot change while this request scores.
-        items = self._rank(query, params, state, history, encoding)
+        ranking = self._rank(query, params, state, history, encoding)
+        self.index.count_impressions(ranking.positions)
         recommendation = Recommendation(
             recommendation_id=str(uuid.uuid4()),
-            items=tuple(items),
+            items=tuple(ranking.items),
             model_version=encoding.model_version if encoding else "",
             degraded=degraded,
             variant=variant,
@@ -146,18 +161,45 @@ class RecommenderService:
         )
         return recommendation
 
+    async def replay(self, state: UserState, params: Parameters, k: int) -> Ranking:
+        """What ``params`` would show a user in ``state``, logging and counting nothing
+        (the policy of the off-policy preview). Without the model there is no such
+        policy to replay: Unavailable rather than the fallback's list."""
+        history, encoding, unencoded = await self._encode_state(state, params)
+        if unencoded:
+            raise Unavailable("the user encoder is not available to replay the policy")
+        query = RecommendQuery(user_id="preview", session_id="", k=k)
+        return self._rank(query, params, state, history, encoding)
+
+    async def _encode_state(
+        self, state: UserState, params: Parameters
+    ) -> tuple[list[tuple[str, EventType]], UserEncoding | None, bool]:
+        """The history the policy looks at, its encoding, and whether the encoding is
+        missing although there is history (no model loaded yet, or Triton unavailable)."""
+        history = list(zip(state.item_ids, state.event_types, strict=True))
+        history = history[-params.history_length :]
+        if self.index.space is None:
+            return history, None, True
+        if not history:
+            return history, None, False
+        try:
+            return history, await self._encode(history), False
+        except Unavailable as error:
+            log.warning("user encoder unavailable, using the fallback: %s", error)
+            return history, None, True
+
     def _variant(self, version: ParameterVersion, subject: str) -> tuple[str, Parameters]:
         """The subject's A/B variant and the parameters it ranks with."""
         experiment = self._parameters.experiment
         if experiment is None:
             return CONTROL_VARIANT, version.parameters
         variant = experiment.assign(subject)
-        key = (version.version, tuple(sorted(variant.overrides.items())))
+        key = (version.version, json.dumps(variant.overrides, sort_keys=True))
         params = self._variant_parameters.get(key)
         if params is None:
             if len(self._variant_parameters) > 1000:  # versions and experiments move on
                 self._variant_parameters.clear()
-            params = parse_parameters(version.parameters.model_dump() | variant.overrides)
+            params = variant.parameters(version.parameters)
             self._variant_parameters[key] = params
         return variant.name, params
 
@@ -177,7 +219,7 @@ class RecommenderService:
         state: UserState,
         history: list[tuple[str, EventType]],
         encoding: UserEncoding | None,
-    ) -> list[ScoredItem]:
+    ) -> Ranking:
         """Retrieve candidates, blend, filter and explain (synchronous: one index snapshot)."""
         index, arrays = self.index, self.index.arrays
         excluded = set(query.exclude_item_ids) | state.disliked
@@ -185,10 +227,13 @@ class RecommenderService:
             excluded.update(state.item_ids)
         signals = self._signals(params)
         allowed = scoring.allowed_mask(signals.available, index.positions, excluded)
-        if include := context_categories(query, "include_categories"):
-            allowed &= index.in_categories(include)
-        if exclude := context_categories(query, "exclude_categories"):
-            allowed &= ~index.in_categories(exclude)
+        # Business rules: the variant's and the request's category rules both apply.
+        for include in (params.include_categories, context_categories(query, "include_categories")):
+            if include:
+                allowed &= index.in_categories(include)
+        exclude = {*params.exclude_categories, *context_categories(query, "exclude_categories")}
+        if exclude:
+            allowed &= ~index.in_categories(sorted(exclude))
         popularity, freshness = signals.popularity, signals.freshness
         pool_size = max(params.candidate_pool_size, query.k)
         # Retrieval: the candidate pool by inner product (or by the prior without a model);
@@ -237,13 +282,22 @@ class RecommenderService:
             params.diversity_lambda,
             params.max_per_category,
         )
-        propensity = np.ones(len(candidates))
-        if thompson:
-            # Diversity is left out of the estimate: it re-ranks within the same pool.
-            propensity = exploration.inclusion_propensity(
-                mixed.exploitation, params.exploration_weight, clicks, shown, query.k, self._rng
-            )
         chosen = candidates[order]
+        # The probability that the policy shows each candidate (off-policy evaluation):
+        # certain for the list when nothing is random. Diversity is left out of the
+        # Thompson estimate: it re-ranks within the same pool.
+        inclusion = np.zeros(len(candidates))
+        inclusion[order] = 1.0
+        if thompson:
+            inclusion = exploration.inclusion_propensity(
+                mixed.exploitation,
+                params.exploration_weight,
+                clicks,
+                shown,
+                query.k,
+                self._rng,
+                listed=inclusion > 0,
+            )
         explanations = self._explain(chosen, [i for i, _ in history], encoding)
         items = [
             ScoredItem(
@@ -251,32 +305,31 @@ class RecommenderService:
                 score=float(mixed.total[row] - penalty[row]),
                 components=mixed.components(row) | {"diversity": -float(penalty[row])},
                 because_item_ids=explanations[rank],
-                propensity=float(propensity[row]),
+                propensity=float(inclusion[row]),
             )
             for rank, (position, row) in enumerate(zip(chosen, order, strict=True))
         ]
+        ranking = Ranking(items, chosen, candidates, inclusion, allowed)
         if params.exploration == Exploration.EPSILON and params.exploration_weight > 0:
-            items = self._epsilon(items, chosen, allowed, params.exploration_weight)
-        index.count_impressions(np.array([index.positions[i.item_id] for i in items], np.int64))
-        return items
+            ranking = self._epsilon(ranking, min(params.exploration_weight, 1.0))
+        return ranking
 
-    def _epsilon(
-        self, items: list[ScoredItem], chosen: np.ndarray, allowed: np.ndarray, epsilon: float
-    ) -> list[ScoredItem]:
+    def _epsilon(self, ranking: Ranking, epsilon: float) -> Ranking:
         """Epsilon-greedy: some slots show a uniformly random allowed item instead."""
-        epsilon = min(epsilon, 1.0)
-        positions, explored, propensity = exploration.epsilon_slots(
-            chosen, allowed, epsilon, self._rng
+        positions, explored, propensity, floor = exploration.epsilon_slots(
+            ranking.positions, ranking.allowed, epsilon, self._rng
         )
         ids = self.index.arrays.ids
-        return [
+        items = [
             ScoredItem(ids[position], 0.0, {"exploration": 1.0}, (), float(p))
             if was_explored
             else replace(item, propensity=float(p))
             for item, position, was_explored, p in zip(
-                items, positions, explored, propensity, strict=True
+                ranking.items, positions, explored, propensity, strict=True
             )
         ]
+        inclusion = np.where(np.isin(ranking.candidates, ranking.positions), 1.0 - epsilon, floor)
+        return Ranking(items, positions, ranking.candidates, inclusion, ranking.allowed, floor)
 
     def _signals(self, params: Parameters) -> CatalogueSignals:
         """Popularity, freshness, availability and the coldest items, recomputed at most

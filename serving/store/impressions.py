@@ -8,7 +8,8 @@ import json
 import logging
 from collections import Counter, deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from psycopg_pool import AsyncConnectionPool
 
@@ -23,6 +24,8 @@ class LoggedRecommendation:
     user_id: str
     session_id: str
     latency_ms: float
+    served_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    """When it was served; written as created_at (the batch is written later)."""
 
 
 async def write_recommendations(
@@ -37,7 +40,7 @@ async def write_recommendations(
         await cur.execute("SET LOCAL synchronous_commit TO off")
         async with cur.copy(
             "COPY recommendations (recommendation_id, user_id, session_id, variant,"
-            " parameter_version, model_version, latency_ms, degraded) FROM STDIN"
+            " parameter_version, model_version, latency_ms, degraded, created_at) FROM STDIN"
         ) as copy:
             for entry in batch:
                 rec = entry.recommendation
@@ -51,11 +54,12 @@ async def write_recommendations(
                         rec.model_version,
                         entry.latency_ms,
                         rec.degraded,
+                        entry.served_at,
                     )
                 )
         async with cur.copy(
-            "COPY impressions (recommendation_id, position, item_id, score, propensity, components)"
-            " FROM STDIN"
+            "COPY impressions (recommendation_id, position, item_id, score, propensity,"
+            " components, created_at) FROM STDIN"
         ) as copy:
             for entry in batch:
                 rec = entry.recommendation
@@ -68,6 +72,7 @@ async def write_recommendations(
                             item.score,
                             item.propensity,
                             json.dumps(item.components),
+                            entry.served_at,
                         )
                     )
         # Exposure counts feed exploration (Thompson sampling on clicks / impressions). They

@@ -22,20 +22,34 @@ def test_click_rate_samples_follow_the_posterior():
 
 def test_inclusion_propensity_is_certain_for_dominant_items_and_shared_otherwise():
     rng = np.random.default_rng(0)
-    base = np.array([5.0, 0.0, 0.0, 0.0])
-    clicks, shown = np.zeros(4), np.zeros(4)
-    p = exploration.inclusion_propensity(base, 1.0, clicks, shown, 2, rng, draws=400)
+    base = np.array([5.0, 0.0, 0.0, 0.0, -3.0])
+    clicks, shown = np.zeros(5), np.zeros(5)
+    listed = np.array([True, True, False, False, False])
+    p = exploration.inclusion_propensity(base, 1.0, clicks, shown, 2, rng, listed, draws=400)
     assert p[0] == 1.0
-    assert np.allclose(p[1:], 1 / 3, atol=0.07)  # the second slot goes to one of three
-    assert np.all(p > 0)
+    assert np.allclose(p[1:4], 1 / 3, atol=0.07)  # the second slot goes to one of three
+    assert p[1] > 0  # it was shown
+    assert p[4] == 0.0  # even its best draw cannot beat the worst of the others
 
 
 def test_epsilon_slots_replace_with_unseen_items_and_report_propensities():
     rng = np.random.default_rng(1)
     chosen = np.array([0, 1, 2])
     allowed = np.ones(10, bool)
-    positions, explored, p = exploration.epsilon_slots(chosen, allowed, 1.0, rng)
+    positions, explored, p, floor = exploration.epsilon_slots(chosen, allowed, 1.0, rng)
     assert explored.all() and set(positions).isdisjoint({0, 1, 2})
-    assert np.allclose(p, 1.0 / 7)
-    positions, explored, p = exploration.epsilon_slots(chosen, allowed, 0.0, rng)
+    assert np.allclose(p, 3 / 7) and floor == 3 / 7  # three slots draw from seven items
+    positions, explored, p, floor = exploration.epsilon_slots(chosen, allowed, 0.0, rng)
     assert positions.tolist() == [0, 1, 2] and not explored.any() and np.allclose(p, 1.0)
+    assert floor == 0.0
+
+
+def test_epsilon_propensities_match_simulated_inclusion_rates():
+    rng = np.random.default_rng(2)
+    chosen, allowed = np.array([0, 1, 2, 3]), np.ones(12, bool)
+    shown = np.zeros(12)
+    for _ in range(4000):
+        positions, _, _, floor = exploration.epsilon_slots(chosen, allowed, 0.25, rng)
+        shown[positions] += 1
+    assert np.allclose(shown[:4] / 4000, 0.75, atol=0.03)
+    assert np.allclose(shown[4:] / 4000, floor, atol=0.03)
