@@ -4,6 +4,7 @@ z-test against the first variant; create, re-allocate and stop through the Admin
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import grpc
@@ -88,9 +89,13 @@ def _show_results(experiment: dict[str, Any]) -> None:
     )
 
 
-def _admin_call(action: str, call: Any) -> None:
+def _submit(action: str, reason: str, call: Callable[[str], object]) -> None:
+    """Make an Admin call with the (required) reason; show how it went."""
+    if not reason.strip():
+        st.error("A reason is required.")
+        return
     try:
-        call()
+        call(reason.strip())
     except grpc.RpcError as error:
         st.error(f"{action} failed: {error.details()}")
         return
@@ -109,28 +114,24 @@ def _manage(experiment: dict[str, Any], operator: str) -> None:
         }
         reason = st.text_input("Reason", key=f"allocate_reason_{name}")
         if st.form_submit_button("Re-allocate"):
-            if not reason.strip():
-                st.error("A reason is required.")
-            else:
-                _admin_call(
-                    "Re-allocation",
-                    lambda: resources.client().allocate_experiment(
-                        name, shares, changed_by=operator, reason=reason.strip()
-                    ),
-                )
+            _submit(
+                "Re-allocation",
+                reason,
+                lambda why: resources.client().allocate_experiment(
+                    name, shares, changed_by=operator, reason=why
+                ),
+            )
     with st.form(f"stop_{name}"):
         st.markdown("**Stop the experiment** (everyone gets the current parameters again)")
         reason = st.text_input("Reason", key=f"stop_reason_{name}")
         if st.form_submit_button("Stop experiment"):
-            if not reason.strip():
-                st.error("A reason is required.")
-            else:
-                _admin_call(
-                    "Stop",
-                    lambda: resources.client().stop_experiment(
-                        name, changed_by=operator, reason=reason.strip()
-                    ),
-                )
+            _submit(
+                "Stop",
+                reason,
+                lambda why: resources.client().stop_experiment(
+                    name, changed_by=operator, reason=why
+                ),
+            )
 
 
 def parse_variants(table: pd.DataFrame) -> list[Variant]:
@@ -172,13 +173,14 @@ def _create(operator: str) -> None:
             except ValueError as error:
                 st.error(str(error))
                 return
-            if not name.strip() or not reason.strip():
-                st.error("A name and a reason are required.")
+            if not name.strip():
+                st.error("A name is required.")
                 return
-            _admin_call(
+            _submit(
                 f"Experiment {name.strip()!r}",
-                lambda: resources.client().create_experiment(
-                    name.strip(), variants, changed_by=operator, reason=reason.strip()
+                reason,
+                lambda why: resources.client().create_experiment(
+                    name.strip(), variants, changed_by=operator, reason=why
                 ),
             )
 

@@ -283,6 +283,17 @@ class Pass:
     caught_up: bool
 
 
+async def _lock(conn: AsyncConnection[Any], wait: bool) -> bool:
+    """Take the refresh lock for this transaction; False when another holds it (and not
+    ``wait``)."""
+    if wait:
+        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        return True
+    locked = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,))
+    row = await locked.fetchone()
+    return row is not None and bool(row[0])
+
+
 async def refresh_once(
     conn: AsyncConnection[Any],
     *,
@@ -293,13 +304,8 @@ async def refresh_once(
     """One pass over at most ``max_span`` of inserts, in one transaction. Returns None when
     another pass holds the lock (unless ``wait``, which waits for it)."""
     async with conn.transaction():
-        if wait:
-            await conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
-        else:
-            locked = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,))
-            row = await locked.fetchone()
-            if row is None or not row[0]:
-                return None
+        if not await _lock(conn, wait):
+            return None
         params: dict[str, Any] = {"name": WATERMARK, "lag_s": lag.total_seconds()}
         start_row = await (await conn.execute(_START, params)).fetchone()
         assert start_row is not None
@@ -319,9 +325,7 @@ async def refresh_item_windows(
     """Recompute the per-item window totals if the last time was ``every`` ago or more;
     whether it did."""
     async with conn.transaction():
-        locked = await conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,))
-        row = await locked.fetchone()
-        if row is None or not row[0]:
+        if not await _lock(conn, wait=False):
             return False
         due = await conn.execute(_ITEM_WINDOWS_DUE, {"name": ITEM_WINDOWS, "every": every})
         row = await due.fetchone()
