@@ -93,7 +93,11 @@ class UserEncoder(nn.Module):
         )
         self.norm = nn.LayerNorm(config.dim)
         self.dropout = nn.Dropout(config.dropout)
-        nn.init.normal_(self.item_embedding.weight, std=0.02)
+        # Unit-scale logits at the start (the hidden state is layer-normed, so its norm is
+        # about sqrt(dim)): with BERT's usual std 0.02 the logits start near zero, the
+        # attention gets almost no gradient and training sits on a long plateau that
+        # only learns popularity (seen on MovieLens and on a planted sequential pattern).
+        nn.init.normal_(self.item_embedding.weight, std=config.dim**-0.5)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
@@ -133,7 +137,24 @@ class UserEncoder(nn.Module):
         latest position over the history (batch, L), which explains recommendations.
 
         The user vector is the output at the last position (histories are left-padded).
+        Columns that are padding in every row are cut before the blocks and the outputs
+        padded back (zeros), so the cost follows the longest real history in the batch,
+        not ``max_len``: a model built for 200 positions serves a 50-item history at the
+        cost of 50. Positions count from the right, so the result is the same.
         """
+        length = item_ids.shape[1]
+        real = (event_types > 0).any(dim=0)
+        first = int(real.to(torch.int8).argmax()) if bool(real.any()) else length - 1
+        if first > 0:
+            hidden, attention = self._forward(
+                item_ids[:, first:], event_types[:, first:], content[:, first:]
+            )
+            return F.pad(hidden, (0, 0, first, 0)), F.pad(attention, (first, 0))
+        return self._forward(item_ids, event_types, content)
+
+    def _forward(
+        self, item_ids: torch.Tensor, event_types: torch.Tensor, content: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         mask = self.attention_mask(event_types)
         x = self.embed(item_ids, event_types, content)
         for block in self.blocks[:-1]:
