@@ -143,5 +143,14 @@ def simulate(
         asyncio.run(main())
 
 
+def _register_offline_commands() -> None:
+    """train, eval, export, rollback (serving/training/commands.py)."""
+    from serving.training.commands import register
+
+    register(app)
+
+
+_register_offline_commands()
+
 if __name__ == "__main__":
     app()

@@ -1,0 +1,137 @@
+"""The offline loop's two steps: a dataset -> a trained run; runs + baselines -> a report.
+
+Shared by the ``recsys train`` / ``recsys eval`` commands and ``benchmarks/quality`` so
+the figures in the results table come from the code users run.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+import torch
+
+from serving.models.user_encoder import UserEncoderConfig
+from serving.training import baselines, datasets, evaluation, trainer
+from serving.training.runs import Run
+
+POPULARITY = "popularity"
+EASE = "EASE"
+
+
+@dataclass(frozen=True)
+class Hooks:
+    """Progress callbacks (the CLI draws bars with them)."""
+
+    epoch: Callable[[int, float], None] | None = None
+    validation: Callable[[int, float], None] | None = None
+
+
+def peak_memory_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def train_run(
+    dataset: datasets.Dataset,
+    content: np.ndarray,
+    config: UserEncoderConfig,
+    options: trainer.TrainingOptions,
+    *,
+    use_content: bool = True,
+    hooks: Hooks = Hooks(),
+    record: dict[str, object] | None = None,
+) -> Run:
+    """Train on every user's sequence but the last two items, with early stopping on
+    validation NDCG@10 (target: the second-to-last item). ``use_content=False`` trains
+    the ID-only ablation (the content input is zero)."""
+    started = time.perf_counter()
+    used = content if use_content else np.zeros_like(content)
+    table = trainer.content_table(used)
+    sequences, types = datasets.training_sequences(dataset)
+    tokens, kinds = trainer.left_pad(sequences, types, config.max_len + 1)
+    valid = datasets.leave_one_out(dataset, "valid")
+
+    def validate(model: torch.nn.Module) -> float:
+        scorer = evaluation.ModelScorer(model, table, options.device)  # type: ignore[arg-type]
+        return evaluation.ndcg_at_10(scorer, valid, dataset.num_items)
+
+    model, losses, validations, best_epoch, stopped = trainer.fit(
+        tokens,
+        kinds,
+        table,
+        config,
+        options,
+        validate=validate if len(valid.targets) else None,
+        progress=hooks.epoch,
+        on_validation=hooks.validation,
+    )
+    seconds = time.perf_counter() - started
+    return Run(
+        model=model,
+        vocabulary=dataset.item_ids,
+        content=used,
+        record={
+            **(record or {}),
+            **dataset.summary(),
+            "use_content": use_content,
+            "options": options.to_dict(),
+            "losses": losses,
+            "validation": validations,
+            "best_epoch": best_epoch,
+            "epochs_run": len(losses),
+            "stopped": stopped,
+            "train_seconds": round(seconds, 1),
+            "peak_memory_mb": round(peak_memory_mb()),
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        },
+    )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Test-set reports by name (our runs, then the baselines), with what was skipped."""
+
+    reports: dict[str, evaluation.Report]
+    notes: list[str] = field(default_factory=list)
+
+
+def aligned(run: Run, dataset: datasets.Dataset) -> None:
+    if run.vocabulary != dataset.item_ids:
+        raise ValueError(
+            "the run was trained on another catalogue than this dataset's "
+            f"({len(run.vocabulary)} vs {len(dataset.item_ids)} items)"
+        )
+
+
+def compare(
+    dataset: datasets.Dataset,
+    runs: dict[str, Run],
+    *,
+    with_baselines: bool = True,
+    ease_l2: float = 500.0,
+    device: str = "cpu",
+) -> Comparison:
+    """Every run and baseline on the test split (last item), ranked against all items."""
+    test = datasets.leave_one_out(dataset, "test")
+    reports: dict[str, evaluation.Report] = {}
+    notes: list[str] = []
+    for name, run in runs.items():
+        aligned(run, dataset)
+        table = trainer.content_table(run.content)
+        scorer = evaluation.ModelScorer(run.model, table, device)
+        reports[name] = evaluation.evaluate(scorer, test, dataset.num_items)
+    if with_baselines:
+        reports[POPULARITY] = evaluation.evaluate(
+            baselines.Popularity(test.inputs, dataset.num_items), test, dataset.num_items
+        )
+        if dataset.num_items <= baselines.EASE_MAX_ITEMS:
+            ease = baselines.EASE(test.inputs, dataset.num_items, l2=ease_l2)
+            reports[f"{EASE} (λ={ease_l2:g})"] = evaluation.evaluate(ease, test, dataset.num_items)
+        else:
+            notes.append(f"EASE skipped: {dataset.num_items} items > {baselines.EASE_MAX_ITEMS}")
+    return Comparison(reports, notes)

@@ -1,0 +1,76 @@
+"""Publishing runs to the serving model repository, and going back.
+
+Export writes the next numbered ``user_encoder`` version (its item space first, see
+``export.export_user_encoder``) and asks Triton (explicit model control) to load the
+model again: with ``version_policy: latest 1`` it serves the highest version, and the
+orchestrator follows the version Triton reports ready. Rollback moves the newest
+version out of the repository (into the state folder's archive, so nothing is lost)
+and reloads, which brings back the one before it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from datetime import UTC, datetime
+from pathlib import Path
+
+from serving.config import Settings
+from serving.inference import repository
+from serving.inference.client import TritonEncoders
+from serving.training.export import export_user_encoder
+from serving.training.runs import load_run
+
+LOAD_TIMEOUT_MS = 120_000
+RECORD_KEYS = ("dataset", "users", "items", "use_content", "best_epoch", "validation", "source")
+
+
+async def _reload(settings: Settings) -> None:
+    encoders = TritonEncoders(settings.triton_grpc_url, timeout_ms=LOAD_TIMEOUT_MS)
+    try:
+        await encoders.load(repository.USER_ENCODER)
+    finally:
+        await encoders.close()
+
+
+def export_run(settings: Settings, database_url: str, run_folder: Path, *, load: bool) -> int:
+    """The run as the next version; returns its number."""
+    run = load_run(run_folder)
+    target = settings.model_repository
+    if not (target / repository.USER_ENCODER / "config.pbtxt").is_file():
+        repository.prepare_repository(target, settings.triton_instance_kind)
+    metrics = {k: run.record.get(k) for k in RECORD_KEYS} | {"run": str(run_folder.resolve())}
+
+    async def publish() -> int:
+        from serving.store.db import open_pool
+
+        pool = await open_pool(database_url, 2)
+        try:
+            return await export_user_encoder(pool, target, run.model, run.vocabulary, metrics)
+        finally:
+            await pool.close()
+
+    version = asyncio.run(publish())
+    if load:
+        asyncio.run(_reload(settings))
+    return version
+
+
+def archive_folder(settings: Settings) -> Path:
+    return settings.state_dir / "model_archive" / repository.USER_ENCODER
+
+
+def rollback_version(settings: Settings, *, load: bool) -> tuple[int, int]:
+    """Archive the newest version and serve the previous one: (removed, now serving)."""
+    target = settings.model_repository
+    on_disk = repository.versions(target, repository.USER_ENCODER)
+    if len(on_disk) < 2:
+        raise ValueError(f"nothing to roll back to: user_encoder versions on disk {on_disk}")
+    newest = on_disk[-1]
+    archive = archive_folder(settings)
+    archive.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
+    shutil.move(target / repository.USER_ENCODER / str(newest), archive / f"{newest}-{stamp}")
+    if load:
+        asyncio.run(_reload(settings))
+    return newest, on_disk[-2]

@@ -1,0 +1,150 @@
+"""The training loop (objectives, early stopping, budget, schedule) and the offline
+commands end to end on tiny synthetic data. The full-softmax planted-pattern test is in
+test_user_encoder.py; here the same kind of pattern checks the sampled objective."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from serving.cli import app
+from serving.models.user_encoder import UserEncoderConfig
+from serving.training import datasets, evaluation, pipeline, trainer
+from serving.training.runs import load_run
+
+ITEMS = 12
+
+
+def cyclic_dataset(users=96, length=10, items=ITEMS):
+    """Item i is always followed by item i+1 (cyclically); content carries no signal."""
+    interactions = {
+        f"u{u}": [(float(t), f"i{(u + t) % items}", 1) for t in range(length)] for u in range(users)
+    }
+    return datasets.build_dataset("cyclic", interactions, {f"i{k}": "" for k in range(items)})
+
+
+def small(**overrides):
+    values = dict(num_items=ITEMS, max_len=8, dim=32, layers=1, heads=1, dropout=0.0)
+    return UserEncoderConfig(**(values | overrides))
+
+
+def test_sampled_softmax_learns_the_planted_pattern():
+    dataset = cyclic_dataset()
+    content = np.zeros((ITEMS, 384), np.float32)
+    options = trainer.TrainingOptions(
+        epochs=12, batch_size=16, lr=1e-2, loss="sampled", negatives=6, patience=12, seed=1
+    )
+    run = pipeline.train_run(dataset, content, small(), options)
+    losses = run.record["losses"]
+    assert losses[-1] < losses[0] * 0.3
+    test = datasets.leave_one_out(dataset, "test")
+    scorer = evaluation.ModelScorer(run.model, trainer.content_table(content))
+    report = evaluation.evaluate(scorer, test, dataset.num_items, cutoffs=(1,))
+    assert report["HR@1"] > 0.9
+
+
+def test_early_stopping_keeps_the_best_validated_weights():
+    dataset = cyclic_dataset(users=16)
+    seqs, types = datasets.training_sequences(dataset)
+    tokens, kinds = trainer.left_pad(seqs, types, 9)
+    scores = iter([0.1, 0.5, 0.4, 0.3, 0.2, 0.9])
+    seen = []
+
+    def validate(model):
+        seen.append({k: v.clone() for k, v in model.state_dict().items()})
+        return next(scores)
+
+    options = trainer.TrainingOptions(epochs=6, batch_size=8, patience=2)
+    model, losses, validations, best, stopped = trainer.fit(
+        tokens, kinds, torch.zeros(ITEMS + 1, 384), small(), options, validate=validate
+    )
+    assert (best, stopped, len(losses)) == (2, "early stopping", 4)
+    assert [e for e, _ in validations] == [1, 2, 3, 4]
+    assert all(torch.equal(v, seen[1][k]) for k, v in model.state_dict().items())
+
+
+def test_time_budget_stops_before_an_epoch_that_would_not_fit():
+    dataset = cyclic_dataset(users=16)
+    seqs, types = datasets.training_sequences(dataset)
+    tokens, kinds = trainer.left_pad(seqs, types, 9)
+    options = trainer.TrainingOptions(epochs=50, batch_size=8, time_budget_s=1e-9)
+    _, losses, _, _, stopped = trainer.fit(
+        tokens, kinds, torch.zeros(ITEMS + 1, 384), small(), options
+    )
+    assert stopped == "time budget" and len(losses) <= 1
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    options = trainer.TrainingOptions(epochs=10, lr=1.0, schedule="cosine", warmup_steps=5)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=1.0)
+    scheduler = trainer.lr_schedule(optimizer, options, steps_per_epoch=10)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(0.2) and max(rates) == pytest.approx(1.0)
+    assert rates[-1] < 0.01 and rates == [*rates[:5], *sorted(rates[5:], reverse=True)]
+
+
+def test_fit_is_deterministic_for_a_seed_with_either_loss():
+    dataset = cyclic_dataset(users=16)
+    content = np.random.default_rng(0).normal(size=(ITEMS, 384)).astype(np.float32)
+    for loss in ("full", "sampled"):
+        options = trainer.TrainingOptions(epochs=2, batch_size=8, loss=loss, negatives=4, seed=3)
+        a = pipeline.train_run(dataset, content, small(dropout=0.2), options)
+        b = pipeline.train_run(dataset, content, small(dropout=0.2), options)
+        assert a.record["losses"] == b.record["losses"]
+        assert a.record["validation"] == b.record["validation"]
+
+
+def test_id_only_ablation_trains_without_content():
+    dataset = cyclic_dataset(users=16)
+    content = np.ones((ITEMS, 384), np.float32)
+    options = trainer.TrainingOptions(epochs=1, batch_size=8)
+    run = pipeline.train_run(dataset, content, small(), options, use_content=False)
+    assert not run.content.any() and run.record["use_content"] is False
+
+
+def test_train_then_eval_from_the_command_line(tmp_path, monkeypatch):
+    # An events file and an items file; MiniLM embeds the titles in-process.
+    rows = ["user_id,item_id,timestamp"]
+    for u in range(30):
+        rows += [f"u{u},m{(u + t) % 6},{t}" for t in range(8)]
+    (tmp_path / "events.csv").write_text("\n".join(rows) + "\n")
+    titles = ["Alien", "Heat", "Up", "Jaws", "Fargo", "Rocky"]
+    items = "item_id,title,description\n" + "".join(
+        f'm{i},{t},"A film.\nSecond line"\n' for i, t in enumerate(titles)
+    )
+    (tmp_path / "items.csv").write_text(items)
+    monkeypatch.setenv("RECSYS_STATE_DIR", str(tmp_path / "state"))
+    runner = CliRunner()
+    common = ["--epochs", "2", "--max-len", "6", "--dim", "16", "--batch-size", "8"]
+    trained = runner.invoke(
+        app,
+        ["train", "--events", str(tmp_path / "events.csv"), "--items", str(tmp_path / "items.csv"),
+         "--out", str(tmp_path / "run"), *common],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert "validation NDCG@10" in trained.output
+    run = load_run(tmp_path / "run")
+    assert run.vocabulary == tuple(f"m{i}" for i in range(6)) and run.content.any()
+    evaluated = runner.invoke(
+        app, ["eval", "--run", str(tmp_path / "run"), "--json", str(tmp_path / "r.json")]
+    )
+    assert evaluated.exit_code == 0, evaluated.output
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert set(results) == {
+        "ours (content + ID)", "ours, ID-only (ablation)", "popularity", "EASE (λ=500)",
+    }  # fmt: skip
+    assert all(0 <= r["HR@10"] <= 1 for r in results.values())
+
+
+def test_train_reports_a_malformed_file_and_exits(tmp_path, monkeypatch):
+    (tmp_path / "events.csv").write_text("user_id,item_id,timestamp\nu,a,1\nu,b,later\n")
+    monkeypatch.setenv("RECSYS_STATE_DIR", str(tmp_path / "state"))
+    result = CliRunner().invoke(app, ["train", "--events", str(tmp_path / "events.csv")])
+    assert result.exit_code == 2
+    assert "events.csv:3: timestamp must be a number" in result.output.replace("\n", "")
