@@ -2,20 +2,24 @@
 ``user_encoder`` calls measured in the same run (closed loop, concurrency 1 / 8 / 32).
 
     python -m benchmarks.recommend [--items 10000] [--seconds 10] [--state-dir DIR]
-                                   [--param exploration=off ...]
+                                   [--param exploration=off ...] [--feedback-rate 200]
 
 It starts the same stack as ``recsys up`` (no simulator, no dashboard) on free ports,
 seeds the demo catalogue (``--state-dir`` keeps it for the next run), gives ``--users``
 users a click history, sets the ranking parameters given with ``--param`` through the
 Admin API, then measures. Targets (2-core machine): Recommend p50 at most
 2x bare Triton p50 at concurrency 1; p99 at most 50 ms at concurrency 8; at least
-300 Recommend/s at concurrency 32.
+300 Recommend/s at concurrency 32. With ``--feedback-rate``, Recommend at concurrency 1 and
+8 is measured again while LogFeedback streams that many click events per second into the
+same users' histories (so every answer reads freshly changed state), next to the runs
+without it.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import sys
@@ -23,7 +27,7 @@ import tempfile
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import grpc
@@ -35,6 +39,7 @@ from serving.inference.client import TritonEncoders
 from serving.stack import Stack, side_by_side_settings
 
 CONCURRENCY = (1, 8, 32)
+WITH_FEEDBACK = "Recommend while feedback flows"
 HISTORY = 30
 
 
@@ -85,8 +90,29 @@ async def closed_loop(
     return Run(name, concurrency, np.array(latencies), elapsed, errors, degraded)
 
 
+FEEDBACK_BATCH = 10
+
+
+async def feedback_stream(
+    client: AsyncRecsysClient, catalogue: list[str], users: int, rate: float, sent: list[int]
+) -> None:
+    """Click events for random benchmark users at ``rate`` events/s, in small batches,
+    until cancelled; ``sent[0]`` counts the acknowledged ones."""
+    rng = random.Random(1)
+    interval = FEEDBACK_BATCH / rate
+    next_at = time.perf_counter()
+    while True:
+        batch = [
+            Event(rng.choice(catalogue), "click", user_id=f"bench-{rng.randrange(users)}")
+            for _ in range(FEEDBACK_BATCH)
+        ]
+        sent[0] += (await client.log_feedback(batch)).accepted
+        next_at += interval
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+
+
 async def measure(
-    settings: Settings, users: int, seconds: float, params: dict[str, object]
+    settings: Settings, users: int, seconds: float, params: dict[str, object], feedback_rate: float
 ) -> list[Run]:
     rng = random.Random(0)
     token = settings.admin_token.get_secret_value()
@@ -124,6 +150,18 @@ async def measure(
         for concurrency in CONCURRENCY:
             runs.append(await closed_loop("bare Triton user_encoder", bare, concurrency, seconds))
             runs.append(await closed_loop("Recommend (gRPC)", recommend, concurrency, seconds))
+        for concurrency in CONCURRENCY[:2] if feedback_rate > 0 else ():
+            sent = [0]
+            stream = asyncio.create_task(
+                feedback_stream(client, catalogue, users, feedback_rate, sent)
+            )
+            run = await closed_loop(WITH_FEEDBACK, recommend, concurrency, seconds)
+            stream.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await stream
+            runs.append(
+                replace(run, name=f"{WITH_FEEDBACK} ({sent[0] / run.seconds:.0f} events/s)")
+            )
         await encoders.close()
     return runs
 
@@ -140,17 +178,34 @@ def report(runs: list[Run], command: str) -> str:
             f"{r.percentile(95):.1f} | {r.percentile(99):.1f} | {r.percentile(100):.1f} | "
             f"{sum(r.errors.values())} {dict(r.errors) or ''} | {r.degraded} |"
         )
-    by = {(r.name.startswith("Recommend"), r.concurrency): r for r in runs}
+    by = {
+        (r.name.startswith("Recommend"), r.concurrency): r
+        for r in runs
+        if not r.name.startswith(WITH_FEEDBACK)
+    }
     ratio = by[(True, 1)].percentile(50) / max(by[(False, 1)].percentile(50), 1e-9)
     p99_8 = by[(True, 8)].percentile(99)
     rps_32 = by[(True, 32)].throughput
-    checks = [
+    checks: list[tuple[str, bool | None]] = [
         (f"Recommend p50 / bare Triton p50 at c=1: {ratio:.2f}x (target <= 2x)", ratio <= 2),
         (f"Recommend p99 at c=8: {p99_8:.1f} ms (target <= 50 ms)", p99_8 <= 50),
         (f"Recommend throughput at c=32: {rps_32:.0f}/s (target >= 300/s)", rps_32 >= 300),
     ]
+    for loaded in (r for r in runs if r.name.startswith(WITH_FEEDBACK)):
+        quiet = by[(True, loaded.concurrency)]
+        checks.append(
+            (
+                f"{loaded.name} at c={loaded.concurrency}: p50 {loaded.percentile(50):.1f} ms"
+                f" ({loaded.percentile(50) / quiet.percentile(50):.2f}x without feedback),"
+                f" p99 {loaded.percentile(99):.1f} ms"
+                f" ({loaded.percentile(99) / quiet.percentile(99):.2f}x)"
+                + (" (target <= 50 ms)" if loaded.concurrency == 8 else ""),
+                loaded.percentile(99) <= 50 if loaded.concurrency == 8 else None,
+            )
+        )
     lines.append("")
-    lines += [f"- {'PASS' if ok else 'MISS'} {text}" for text, ok in checks]
+    verdicts = {True: "PASS ", False: "MISS ", None: ""}
+    lines += [f"- {verdicts[ok]}{text}" for text, ok in checks]
     lines.append(f"\nreproduce: {command}")
     return "\n".join(lines)
 
@@ -176,6 +231,12 @@ def main() -> None:
         metavar="NAME=VALUE",
         help="a ranking parameter to set before measuring (repeatable)",
     )
+    parser.add_argument(
+        "--feedback-rate",
+        type=float,
+        default=0.0,
+        help="also measure Recommend while this many feedback events/s flow",
+    )
     args = parser.parse_args()
     params = {name: _value(text) for name, text in (p.split("=", 1) for p in args.param)}
     state = args.state_dir or Path(tempfile.mkdtemp(prefix="recsys-bench-"))
@@ -187,7 +248,9 @@ def main() -> None:
     stack = Stack(settings, simulate=False, dashboard=False)
     try:
         stack.start()
-        runs = asyncio.run(measure(stack.settings, args.users, args.seconds, params))
+        runs = asyncio.run(
+            measure(stack.settings, args.users, args.seconds, params, args.feedback_rate)
+        )
     finally:
         stack.stop()
     print(report(runs, "python -m benchmarks.recommend " + " ".join(sys.argv[1:])))

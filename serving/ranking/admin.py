@@ -49,10 +49,11 @@ class AdminService:
         check_audit(changed_by, reason)
         mask = check_mask(mask)
         with outage_as_unavailable():
-            current = await parameter_store.current_parameters(self._pool)
-            parameters = merge_parameters(current.parameters, values, mask)
-            return await parameter_store.insert_parameters(
-                self._pool, parameters, changed_by, reason
+            return await parameter_store.change_parameters(
+                self._pool,
+                lambda current: merge_parameters(current, values, mask),
+                changed_by,
+                reason,
             )
 
     async def rollback(self, version: int, changed_by: str, reason: str) -> ParameterVersion:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
@@ -38,21 +40,36 @@ async def insert_parameters(
     *,
     if_empty: bool = False,
 ) -> ParameterVersion:
-    """Append a version and NOTIFY every server in the same transaction."""
+    """Append a version (with ``if_empty``, only when there is none yet)."""
+    return await change_parameters(
+        pool, lambda current: parameters, changed_by, reason, if_empty=if_empty
+    )
+
+
+async def change_parameters(
+    pool: AsyncConnectionPool,
+    change: Callable[[Parameters], Parameters],
+    changed_by: str,
+    reason: str,
+    *,
+    if_empty: bool = False,
+) -> ParameterVersion:
+    """Append the version that ``change`` makes of the newest one and NOTIFY every server,
+    in one transaction. Writers are serialised, so versions and notifications stay in
+    order and two concurrent partial updates both survive (the second sees the first)."""
     async with pool.connection() as conn, conn.transaction():
-        # Serialise writers so versions and notifications stay in order.
         await conn.execute("LOCK TABLE parameter_versions IN SHARE ROW EXCLUSIVE MODE")
-        if if_empty:
-            cur = await conn.execute(
-                f"SELECT {COLUMNS} FROM parameter_versions ORDER BY version DESC LIMIT 1"
-            )
-            existing = await cur.fetchone()
-            if existing is not None:
-                return _to_version(existing)
+        cur = await conn.execute(
+            f"SELECT {COLUMNS} FROM parameter_versions ORDER BY version DESC LIMIT 1"
+        )
+        latest = await cur.fetchone()
+        if if_empty and latest is not None:
+            return _to_version(latest)
+        current = _to_version(latest).parameters if latest is not None else Parameters()
         cur = await conn.execute(
             "INSERT INTO parameter_versions (parameters, changed_by, reason)"
             f" VALUES (%s, %s, %s) RETURNING {COLUMNS}",
-            (Jsonb(parameters.model_dump(mode="json")), changed_by, reason),
+            (Jsonb(change(current).model_dump(mode="json")), changed_by, reason),
         )
         row = await cur.fetchone()
         assert row is not None

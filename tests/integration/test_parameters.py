@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter
 
@@ -9,7 +10,7 @@ import grpc
 import psycopg
 import pytest
 
-from serving.client import Event, RecsysClient
+from serving.client import AsyncRecsysClient, Event, RecsysClient
 from tests.conftest import free_port
 from tests.integration.platform import (
     ADMIN_TOKEN,
@@ -84,3 +85,22 @@ def test_a_change_reaches_another_server_within_a_second(
         )
         version = changed["version"]
         assert wait_for_version(second, version) < 1.0
+
+
+async def test_concurrent_partial_updates_all_survive(platform: Running, restore_parameters):
+    fields = {
+        "popularity_weight": 0.37,
+        "freshness_weight": 0.11,
+        "diversity_lambda": 0.23,
+        "negative_feedback_penalty": 0.71,
+        "max_per_category": 4,
+    }
+    async with AsyncRecsysClient(platform.target, token=ADMIN_TOKEN, retries=0) as client:
+        await asyncio.gather(
+            *(
+                client.update_parameters({name: value}, changed_by="tests", reason="race")
+                for name, value in fields.items()
+            )
+        )
+        current = (await client.get_parameters())["parameters"]
+    assert {name: current[name] for name in fields} == pytest.approx(fields)
