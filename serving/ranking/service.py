@@ -50,10 +50,15 @@ from serving.store import items as item_store
 from serving.store.db import outage_as_unavailable
 from serving.store.feedback import FeedbackResult
 from serving.store.impressions import ImpressionWriter, LoggedRecommendation
+from serving.throttled_log import ThrottledWarning
 
 log = logging.getLogger(__name__)
 CONTROL_VARIANT = "control"
 
+
+OUTAGE_WARNING_EVERY_S = 10.0
+"""During an outage every request falls back; one warning per period says so (with how many
+were suppressed) instead of one per request."""
 
 COLD_RANKED = 2000
 """How many of the least-shown items are kept ranked for exploration's candidate pool."""
@@ -135,6 +140,7 @@ class RecommenderService:
         self._rng = np.random.default_rng()
         self._signals_cache: CatalogueSignals | None = None
         self._variant_parameters: dict[tuple[int, str], Parameters] = {}
+        self._outages = ThrottledWarning(log, OUTAGE_WARNING_EVERY_S)
 
     async def recommend(self, query: RecommendQuery) -> Recommendation:
         started = time.perf_counter()
@@ -185,7 +191,7 @@ class RecommenderService:
         try:
             return history, await self._encode(history), False
         except Unavailable as error:
-            log.warning("user encoder unavailable, using the fallback: %s", error)
+            self._outages.warn("user encoder unavailable, using the fallback: %s", error)
             return history, None, True
 
     def _variant(self, version: ParameterVersion, subject: str) -> tuple[str, Parameters]:
@@ -209,7 +215,7 @@ class RecommenderService:
             with outage_as_unavailable():
                 return await feedback_store.load_user_state(self._pool, subject), False
         except Unavailable:
-            log.warning("user state unavailable; answering without history")
+            self._outages.warn("user state unavailable; answering without history")
             return UserState(), True
 
     def _rank(
