@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import tritonclient.grpc.aio as triton
 from prometheus_client import Histogram
+from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE
 from tritonclient.utils import InferenceServerException
 
 from serving.errors import Unavailable
@@ -32,11 +33,24 @@ class UserEncoding:
     model_version: str
 
 
+CHANNEL_ARGS = [
+    ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+    ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+    # After Triton restarts, gRPC's reconnect backoff (growing 1.6x per failure, up to
+    # minutes) would keep the channel failing fast long after Triton is back: try again at
+    # least every second, so full answers return within about a second of Triton.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+"""tritonclient's defaults for message sizes, plus a short reconnect backoff."""
+
+
 class TritonEncoders:
     """Calls the ``user_encoder`` and ``content_encoder`` models; errors become Unavailable."""
 
     def __init__(self, url: str, timeout_ms: int) -> None:
-        self._client = triton.InferenceServerClient(url)
+        self._client = triton.InferenceServerClient(url, channel_args=CHANNEL_ARGS)
         self._timeout_s = timeout_ms / 1000
 
     async def encode_user(
