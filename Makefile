@@ -8,13 +8,20 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard protos/recsys/v1/*.proto)
 
-.PHONY: run test install proto lint bench clean
+.PHONY: run test install proto lint bench clean chromium
 
 run: install
 	$(VENV)/bin/recsys up
 
-test: install deploy-tools
+test: install deploy-tools chromium
 	$(PY) -m pytest
+
+# The dashboard's browser test (tests/e2e/test_dashboard_browser.py) drives Debian's
+# chromium headless; install it when missing (sudo only when not root).
+chromium:
+	@command -v chromium >/dev/null || { \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update && $$SUDO apt-get install -y chromium; }
 
 install: $(STAMP)
 

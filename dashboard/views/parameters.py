@@ -19,6 +19,13 @@ from serving.ranking.parameters import parse_parameters
 
 PREVIEW_HOURS = 24.0
 PREVIEW_SAMPLE = 500
+FLASH = "parameters_saved"  # what the last save or rollback did, shown after the rerun
+
+
+def _saved(message: str) -> None:
+    """Rerun the page so that it shows the new current version, with ``message``."""
+    st.session_state[FLASH] = message
+    st.rerun()
 
 
 def _validate(current: dict[str, Any], changed: dict[str, Any]) -> str | None:
@@ -30,14 +37,16 @@ def _validate(current: dict[str, Any], changed: dict[str, Any]) -> str | None:
     return None
 
 
+def _for_api(changed: dict[str, Any]) -> dict[str, Any]:
+    """Values as the SDK's protobuf messages take them (lists for repeated fields)."""
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in changed.items()}
+
+
 def _preview(changed: dict[str, Any]) -> None:
-    client = resources.client()
-    preview = getattr(client, "preview_parameters", None)
-    if preview is None:
-        st.info("This SDK has no preview_parameters yet; save without a preview or update.")
-        return
     try:
-        result = preview(changed, hours=PREVIEW_HOURS, sample=PREVIEW_SAMPLE)
+        result = resources.client().preview_parameters(
+            _for_api(changed), hours=PREVIEW_HOURS, sample=PREVIEW_SAMPLE
+        )
     except grpc.RpcError as error:
         st.error(f"Preview failed: {error.details()}")
         return
@@ -50,10 +59,14 @@ def _preview(changed: dict[str, Any]) -> None:
     columns[1].metric(
         "Estimated CTR (SNIPS)",
         f"{result.snips_ctr:.2%}",
-        delta=f"{result.snips_ctr - result.logged_ctr:+.2%}",
+        delta=f"{(result.snips_ctr - result.logged_ctr) * 100:+.2f} pp",
         help="self-normalised inverse propensity scoring",
     )
-    columns[2].metric("Estimated CTR (IPS)", f"{result.ips_ctr:.2%}")
+    columns[2].metric(
+        "Estimated CTR (IPS)",
+        f"{result.ips_ctr:.2%}",
+        help=f"± {1.96 * result.ips_standard_error:.2%} (95%, from the IPS standard error)",
+    )
     columns[3].metric(
         "Effective sample size",
         f"{result.effective_sample_size:,.0f}",
@@ -111,14 +124,14 @@ def _edit(current: dict[str, Any], operator: str) -> None:
         return
     try:
         saved = resources.client().update_parameters(
-            {k: list(v) if isinstance(v, tuple) else v for k, v in changed.items()},
+            _for_api(changed),
             changed_by=operator,
             reason=reason.strip(),
         )
     except grpc.RpcError as error:
         st.error(f"Saving failed: {error.details()}")
         return
-    st.success(f"Saved: version {saved['version']} is in force.")
+    _saved(f"Saved: version {saved['version']} (in force on every server within a second).")
 
 
 def _history(operator: str) -> None:
@@ -143,13 +156,13 @@ def _history(operator: str) -> None:
             except grpc.RpcError as error:
                 st.error(f"Rollback failed: {error.details()}")
             else:
-                st.success(
-                    f"Rolled back: version {saved['version']} has version {version}'s values."
-                )
+                _saved(f"Rolled back: version {saved['version']} has version {version}'s values.")
 
 
 st.title("Ranking parameters")
 operator = resources.operator()
+if FLASH in st.session_state:
+    st.success(st.session_state.pop(FLASH))
 try:
     current_version = resources.client().get_parameters()
 except grpc.RpcError as error:

@@ -5,9 +5,10 @@ Revises: 0003
 Create Date: 2026-11-28
 
 serving/store/rollups.py refreshes them: every pass folds the rows inserted since the
-last watermark (impressions.created_at, recommendations.created_at, events.received_at:
-insert times, so late or back-dated client timestamps are never skipped) into these
-tables, and the dashboard reads only them.
+last watermark into these tables, and the dashboard reads only them. Rows are found by
+their insert time, stamped by the database: events.received_at, and the new inserted_at
+of recommendations and impressions (their created_at is when they were served, which a
+queue held during a database outage can leave far behind the insert).
 """
 
 from alembic import op
@@ -18,6 +19,12 @@ branch_labels = None
 depends_on = None
 
 UPGRADE = """
+-- now() as a default is evaluated once for the rows already there: no table rewrite.
+ALTER TABLE recommendations ADD COLUMN inserted_at timestamptz NOT NULL DEFAULT now();
+ALTER TABLE impressions ADD COLUMN inserted_at timestamptz NOT NULL DEFAULT now();
+CREATE INDEX recommendations_inserted_at ON recommendations (inserted_at);
+CREATE INDEX impressions_inserted_at ON impressions (inserted_at);
+
 -- How far each source has been folded in (exclusive upper bound of the last pass).
 CREATE TABLE rollup_watermarks (
     name      text PRIMARY KEY,
@@ -126,6 +133,8 @@ DROP TABLE rollup_ingest;
 DROP TABLE rollup_latency;
 DROP TABLE rollup_minute;
 DROP TABLE rollup_watermarks;
+ALTER TABLE impressions DROP COLUMN inserted_at;
+ALTER TABLE recommendations DROP COLUMN inserted_at;
 """
 
 

@@ -2,12 +2,13 @@
 
 One pass folds the rows inserted in ``[watermark, until)`` into per-minute, per-item-day,
 latency-histogram, ingestion and last-seen rollups, then moves the watermark to ``until``.
-Rows are selected by their *insert* time (impressions.created_at,
-recommendations.created_at, events.received_at), never by client timestamps, so a late or
-back-dated event is still folded in exactly once. ``until`` stays ``lag`` behind now():
-a row's insert time is its transaction's start, and a transaction that started before
-``until`` must have committed by the time the pass reads (impressions are written in
-sub-second batches, feedback in one short transaction).
+Rows are selected by their *insert* time, stamped by the database (impressions and
+recommendations.inserted_at, events.received_at), never by client or server clocks, so a
+late, back-dated or long-queued row is still folded in exactly once; they are bucketed by
+when they happened (served, occurred). ``until`` stays ``lag`` behind now(): a row's insert
+time is its transaction's start, and a transaction that started before ``until`` must have
+committed by the time the pass reads (impressions are written in sub-second batches,
+feedback in one short transaction).
 
 Attribution follows DESIGN.md: a click, add-to-cart or purchase counts for the impression
 with the same recommendation_id and item within 30 minutes (1 minute of clock slack before
@@ -87,7 +88,7 @@ PASS: tuple[str, ...] = (
     INSERT INTO rollup_minute AS r (minute, variant, recommendations, degraded)
     SELECT date_trunc('minute', created_at), variant, count(*), count(*) FILTER (WHERE degraded)
     FROM recommendations
-    WHERE created_at >= %(lo)s AND created_at < %(hi)s
+    WHERE inserted_at >= %(lo)s AND inserted_at < %(hi)s
     GROUP BY 1, 2
     ON CONFLICT (minute, variant) DO UPDATE SET {_add("r", ("recommendations", "degraded"))}
     """,
@@ -99,7 +100,7 @@ PASS: tuple[str, ...] = (
                     'Infinity'),
            count(*)
     FROM recommendations
-    WHERE created_at >= %(lo)s AND created_at < %(hi)s
+    WHERE inserted_at >= %(lo)s AND inserted_at < %(hi)s
     GROUP BY 1, 2
     ON CONFLICT (minute, le_ms) DO UPDATE SET recommendations = r.recommendations + excluded.recommendations
     """,  # noqa: E501
@@ -108,7 +109,7 @@ PASS: tuple[str, ...] = (
     INSERT INTO rollup_minute AS r (minute, variant, impressions)
     SELECT date_trunc('minute', i.created_at), rec.variant, count(*)
     FROM impressions AS i JOIN recommendations AS rec USING (recommendation_id)
-    WHERE i.created_at >= %(lo)s AND i.created_at < %(hi)s
+    WHERE i.inserted_at >= %(lo)s AND i.inserted_at < %(hi)s
     GROUP BY 1, 2
     ON CONFLICT (minute, variant) DO UPDATE SET {_add("r", ("impressions",))}
     """,
@@ -117,7 +118,7 @@ PASS: tuple[str, ...] = (
     INSERT INTO rollup_item_daily AS r (day, item_id, impressions)
     SELECT (created_at AT TIME ZONE 'UTC')::date, item_id, count(*)
     FROM impressions
-    WHERE created_at >= %(lo)s AND created_at < %(hi)s
+    WHERE inserted_at >= %(lo)s AND inserted_at < %(hi)s
     GROUP BY 1, 2
     ON CONFLICT (day, item_id) DO UPDATE SET {_add("r", ("impressions",))}
     """,
@@ -205,11 +206,11 @@ PASS: tuple[str, ...] = (
         UNION ALL
         SELECT 'u', CASE WHEN user_id <> '' THEN user_id ELSE 'session:' || session_id END,
                created_at
-        FROM recommendations WHERE created_at >= %(lo)s AND created_at < %(hi)s
+        FROM recommendations WHERE inserted_at >= %(lo)s AND inserted_at < %(hi)s
         UNION ALL
         SELECT 's', session_id, created_at
         FROM recommendations
-        WHERE created_at >= %(lo)s AND created_at < %(hi)s AND session_id <> ''
+        WHERE inserted_at >= %(lo)s AND inserted_at < %(hi)s AND session_id <> ''
     ) AS seen
     GROUP BY 1, 2
     ON CONFLICT (kind, key) DO UPDATE SET
@@ -227,8 +228,8 @@ PASS: tuple[str, ...] = (
 _START = """
 SELECT coalesce(
     (SELECT watermark FROM rollup_watermarks WHERE name = %(name)s),
-    least((SELECT min(created_at) FROM recommendations),
-          (SELECT min(created_at) FROM impressions),
+    least((SELECT min(inserted_at) FROM recommendations),
+          (SELECT min(inserted_at) FROM impressions),
           (SELECT min(received_at) FROM events)),
     now() - make_interval(secs => %(lag_s)s)
 ),

@@ -134,7 +134,7 @@ def test_users_page_recommends_explains_and_forgets(
 
 @pytest.mark.usefixtures("restore_parameters")
 def test_parameters_page_validates_previews_saves_and_rolls_back(
-    app: AppTest, client: RecsysClient
+    app: AppTest, client: RecsysClient, users: list[str]
 ) -> None:
     before = client.get_parameters()
     at = _page(app, "parameters")
@@ -154,6 +154,9 @@ def test_parameters_page_validates_previews_saves_and_rolls_back(
     _button(at, "Preview").click().run()
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
+    assert {"Logged CTR", "Estimated CTR (SNIPS)", "Effective sample size"} <= {
+        m.label for m in at.metric
+    }
     assert client.get_parameters()["version"] == before["version"]  # a preview writes nothing
 
     _button(at, "Save").click().run()

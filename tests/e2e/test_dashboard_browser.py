@@ -1,0 +1,120 @@
+"""The dashboard in a real browser: headless Chromium (Debian's ``chromium``, driven by
+Playwright) loads the dashboard that `recsys up`'s Stack runs, logs in, changes a ranking
+parameter on the Parameters page, and the change is then in force through the gRPC API.
+
+Screenshots of every step are kept in ``$TEST_ARTIFACTS_DIR/dashboard-browser`` (default
+``test-artifacts/`` in the repository, git-ignored); the test prints where.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from serving.client import RecsysClient
+from serving.config import Settings
+from serving.stack import Stack
+from serving.store.db import PROJECT_ROOT
+from tests.integration import platform
+from tests.integration.platform import ADMIN_TOKEN, wait_for_version
+
+pytestmark = [pytest.mark.e2e]
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Flags that work on these machines (no sandbox in containers, no GPU, nothing phoning home).
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+OPERATOR, PASSWORD = "e2e-operator", "browser-secret"
+TIMEOUT_MS = 60_000  # the first render imports pandas, altair and the SDK on a busy machine
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
+    """The platform with its dashboard, as `recsys up` starts it (no simulator)."""
+    state = tmp_path_factory.mktemp("dashboard-browser")
+    running = Stack(
+        # (module access: a test_* name imported here would be collected as a test)
+        platform.test_settings(state, dashboard_users=f"{OPERATOR}:{PASSWORD}"),
+        simulate=False,
+        dashboard=True,
+    )
+    try:
+        running.start()
+        yield running.settings
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def screenshots() -> Path:
+    root = Path(os.environ.get("TEST_ARTIFACTS_DIR", PROJECT_ROOT / "test-artifacts"))
+    folder = root / "dashboard-browser"
+    folder.mkdir(parents=True, exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+    return folder
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (make test)")
+def test_an_operator_changes_a_parameter_in_the_browser(
+    stack: Settings, screenshots: Path, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect, sync_playwright
+
+    with RecsysClient(stack.grpc_target, token=ADMIN_TOKEN) as client:
+        before = client.get_parameters()
+        target = round(before["parameters"]["popularity_weight"] + 0.25, 2)
+        url = f"http://{stack.grpc_target.rsplit(':', 1)[0]}:{stack.dashboard_port}/"
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch_persistent_context(
+                tmp_path / "chromium-profile",  # a fresh profile
+                executable_path=CHROMIUM,
+                headless=True,
+                args=CHROMIUM_FLAGS,
+                viewport={"width": 1400, "height": 1000},
+            )
+            page = browser.new_page()
+            page.set_default_timeout(TIMEOUT_MS)
+            try:
+                page.goto(url)
+                page.get_by_label("Operator", exact=True).fill(OPERATOR)
+                page.get_by_label("Password", exact=True).fill("wrong")
+                page.get_by_role("button", name="Log in").click()
+                expect(page.get_by_text("Unknown operator or wrong password")).to_be_visible()
+                page.screenshot(path=screenshots / "01-login-refused.png", full_page=True)
+
+                page.get_by_label("Password", exact=True).fill(PASSWORD)
+                page.get_by_role("button", name="Log in").click()
+                expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+                expect(page.get_by_text("Figures up to")).to_be_visible()  # rendered
+                page.screenshot(path=screenshots / "02-overview.png", full_page=True)
+
+                page.get_by_role("link", name="Parameters").click()
+                expect(page.get_by_role("heading", name="Ranking parameters")).to_be_visible()
+                weight = page.get_by_label("popularity_weight", exact=True)
+                weight.fill(str(target))
+                weight.press("Tab")
+                page.get_by_label("Reason (required)").fill("browser e2e test")
+                page.screenshot(path=screenshots / "03-parameters-edited.png", full_page=True)
+                page.get_by_role("button", name="Save").click()
+                expect(page.get_by_text("Saved: version")).to_be_visible()
+                page.screenshot(path=screenshots / "04-parameters-saved.png", full_page=True)
+            finally:
+                page.screenshot(path=screenshots / "last.png", full_page=True)
+                browser.close()
+
+        current = client.get_parameters()
+        assert current["version"] > before["version"]
+        assert current["parameters"]["popularity_weight"] == pytest.approx(target)
+        assert current["changed_by"] == OPERATOR and current["reason"] == "browser e2e test"
+        wait_for_version(client, int(current["version"]))  # what Recommend ranks with now
