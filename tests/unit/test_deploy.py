@@ -23,6 +23,7 @@ import pytest
 import yaml
 
 from serving.config import ENV_PREFIX, InstanceKind, Settings, load_settings
+from serving.inference.repository import CONTENT_ENCODER
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -377,13 +378,20 @@ def test_triton_ports_models_and_kind(rendered: dict[str, list[dict[str, Any]]])
         assert _find(docs, "Service", s.triton_host)["spec"]["selector"] == {
             "app.kubernetes.io/name": "triton"
         }
-        assert c["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+        # Readiness follows the model that is always there (user_encoder may have no
+        # version yet on a new installation).
+        for probe in ("startupProbe", "readinessProbe"):
+            assert c[probe]["httpGet"]["path"] == f"/v2/models/{CONTENT_ENCODER}/ready", name
         assert c["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
         assert c["readinessProbe"]["httpGet"]["port"] in ("http", s.triton_http_port)
         tpl = _find(docs, "Deployment", "triton")["spec"]["template"]
         assert tpl["metadata"]["annotations"]["prometheus.io/port"] == str(s.triton_metrics_port)
-        # Every committed model is loaded, nothing else.
-        assert sorted(_flag(args, "load-model")) == sorted(models), name
+        # Poll mode: what the shared volume holds is served, new versions and rollbacks are
+        # picked up by every replica; a missing user_encoder version must not stop Triton.
+        assert CONTENT_ENCODER in models, name
+        assert _flag(args, "model-control-mode") == ["poll"], name
+        assert not _flag(args, "load-model"), name
+        assert _flag(args, "exit-on-error") == ["false"], name
         repo = _flag(args, "model-repository")
         assert repo == ["/models"], name
         # prepare-models renders the instance kind the settings announce.
@@ -460,7 +468,7 @@ def test_only_database_clients_reach_postgres(rendered: dict[str, list[dict[str,
             for doc, _ in _pod_specs(docs)
             if doc["spec"]["template"]["metadata"]["labels"].get(DB_CLIENT_LABEL) == "true"
         }
-        assert clients == {"orchestrator", "dashboard", "migrate"}, name
+        assert clients == {"orchestrator", "dashboard", "migrate", "model-bootstrap"}, name
         egress_5432 = [
             p
             for p in _policies(docs)
@@ -525,3 +533,25 @@ def test_migrations_job_runs_alembic_with_the_orchestrator_image(
         orchestrator = _container(docs, "Deployment", "orchestrator", "orchestrator")
         assert c["image"] == orchestrator["image"], name
         assert job["metadata"]["annotations"]["argocd.argoproj.io/hook"] == "PreSync", name
+
+
+def test_the_first_model_job_writes_where_triton_polls(
+    rendered: dict[str, list[dict[str, Any]]],
+) -> None:
+    for name, docs in rendered.items():
+        job = _find(docs, "Job", "model-bootstrap")["spec"]["template"]["spec"]
+        triton = _find(docs, "Deployment", "triton")["spec"]["template"]["spec"]
+        c = _container(docs, "Job", "model-bootstrap", "bootstrap")
+        assert c["command"] == ["recsys", "bootstrap-model"], name
+        # Poll mode refuses model-control loads; the export lands where Triton polls.
+        assert c["args"] == ["--repository", "/models", "--no-load"], name
+        assert c["image"] == _container(docs, "Deployment", "triton", "triton")["image"], name
+
+        def claim(pod: dict[str, Any]) -> str:
+            [volume] = [v for v in pod["volumes"] if v["name"] == "model-repository"]
+            return str(volume["persistentVolumeClaim"]["claimName"])
+
+        assert claim(job) == claim(triton), name
+        pvc = _find(docs, "PersistentVolumeClaim", claim(job))
+        if pvc["spec"]["accessModes"] == ["ReadWriteOnce"]:
+            assert job["affinity"] == triton["affinity"], f"{name}: RWO volume, other node"

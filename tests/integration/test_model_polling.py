@@ -1,0 +1,107 @@
+"""The Kubernetes Triton flags against the real tritonserver: it starts and is ready (by the
+probe path of the manifest) on a repository whose user_encoder has no version yet, loads a
+version written later, and serves the previous one when the newest is removed (rollback).
+"""
+
+from __future__ import annotations
+
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import yaml
+
+from serving.config import InstanceKind
+from serving.inference import repository
+from serving.inference.tritonserver import server_environment, server_home
+from serving.models.user_encoder import UserEncoder, UserEncoderConfig
+from serving.stack import free_port
+from serving.store.db import PROJECT_ROOT
+from tests.integration.platform import Running
+
+pytestmark = pytest.mark.integration
+MANIFEST = PROJECT_ROOT / "deploy" / "k8s" / "base" / "triton.yaml"
+LOCAL = ("model-repository", "http-port", "grpc-port", "metrics-port", "repository-poll-secs")
+
+
+def manifest_container() -> dict:
+    for doc in yaml.safe_load_all(MANIFEST.read_text()):
+        if doc["kind"] == "Deployment" and doc["metadata"]["name"] == "triton":
+            [container] = [
+                c for c in doc["spec"]["template"]["spec"]["containers"] if c["name"] == "triton"
+            ]
+            return container
+    raise AssertionError("no triton Deployment")
+
+
+def status(port: int, path: str) -> int | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=2) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return error.code
+    except OSError:
+        return None
+
+
+@pytest.fixture
+def polling_triton(platform: Running, tmp_path: Path) -> Iterator[tuple[Path, int, str]]:
+    models = tmp_path / "models"
+    repository.prepare_repository(models, InstanceKind.CPU)
+    assert not repository.versions(models, repository.USER_ENCODER)
+    container = manifest_container()
+    http = free_port()
+    flags = [a for a in container["args"] if a.removeprefix("--").split("=")[0] not in LOCAL]
+    home = server_home(platform.settings.state_dir)
+    command = [
+        str(home / "bin" / "tritonserver"),
+        *flags,
+        f"--model-repository={models}",
+        f"--backend-directory={home / 'backends'}",
+        f"--http-port={http}",
+        f"--grpc-port={free_port()}",
+        f"--metrics-port={free_port()}",
+        "--http-address=127.0.0.1",
+        "--grpc-address=127.0.0.1",
+        "--repository-poll-secs=1",  # the manifest's 15 s, shortened for the test
+    ]
+    with (tmp_path / "triton.log").open("wb") as log:
+        process = subprocess.Popen(
+            command, env=server_environment(), stdout=log, stderr=subprocess.STDOUT
+        )
+        try:
+            yield models, http, container["readinessProbe"]["httpGet"]["path"]
+        finally:
+            process.terminate()
+            process.wait(30)
+
+
+def wait_for(port: int, path: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while status(port, path) != 200:
+        assert time.monotonic() < deadline, f"{path} not ready after {timeout_s:.0f}s"
+        time.sleep(0.5)
+
+
+def test_triton_starts_without_a_user_encoder_version_and_polls_new_ones(polling_triton):
+    models, http, probe = polling_triton
+    wait_for(http, probe, timeout_s=240)
+    assert status(http, "/v2/models/user_encoder/ready") != 200
+
+    encoder = UserEncoder(UserEncoderConfig(num_items=20))
+    repository.write_user_encoder_version(models, encoder, 1)
+    wait_for(http, "/v2/models/user_encoder/versions/1/ready", timeout_s=90)
+    repository.write_user_encoder_version(models, encoder, 2)
+    wait_for(http, "/v2/models/user_encoder/versions/2/ready", timeout_s=90)
+
+    repository.remove_version(models, repository.USER_ENCODER, 2)  # rollback
+    deadline = time.monotonic() + 90
+    while status(http, "/v2/models/user_encoder/versions/2/ready") == 200:
+        assert time.monotonic() < deadline, "version 2 still served after its removal"
+        time.sleep(0.5)
+    wait_for(http, "/v2/models/user_encoder/versions/1/ready", timeout_s=30)
+    assert status(http, probe) == 200
