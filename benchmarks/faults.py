@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -56,10 +57,12 @@ def _pg_ctl(pgdata: Path, *args: str) -> None:
     # child of a process with gRPC's threads.
     if os.geteuid() == 0:
         command = ["runuser", "-u", "embedded_postgres", "--", *command]
-    # No pipes: the server pg_ctl starts would hold them open.
-    subprocess.run(
-        command, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=60
-    )
+    # Output to a file, not a pipe: the server pg_ctl starts would hold a pipe open.
+    with tempfile.TemporaryFile() as output:
+        done = subprocess.run(command, stdout=output, stderr=output, timeout=60, check=False)
+        if done.returncode:
+            output.seek(0)
+            raise RuntimeError(f"pg_ctl {' '.join(args)}: {output.read().decode(errors='replace')}")
 
 
 def stop_postgres(stack: Stack) -> float:
