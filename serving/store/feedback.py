@@ -23,9 +23,10 @@ STATE_WAIT_S = 0.25
 """Longest wait for a pooled connection to read a user's state: while the database is
 down the pool has none to give, and Recommend must answer (without history, degraded)
 inside its deadline instead of queueing for the pool's default 30 s."""
-WRITE_WAIT_S = 2.0
+WRITE_WAIT_S = 1.0
 """Longest wait for a connection to write; past it the call is UNAVAILABLE and the
-client retries (with the same event ids, so nothing is counted twice)."""
+client retries (with the same event ids, so nothing is counted twice). Well inside the
+SDK's 5 s deadline, so a caller sees UNAVAILABLE (retried), not DEADLINE_EXCEEDED."""
 
 POPULARITY_WEIGHT = {
     EventType.CLICK: 1.0,
@@ -234,15 +235,32 @@ async def load_user_state(pool: AsyncConnectionPool, subject: str) -> UserState:
 
 
 async def forget_user(pool: AsyncConnectionPool, user_id: str) -> int:
-    """Delete every row about ``user_id``; returns the number of events deleted."""
+    """Delete every row about ``user_id`` in one transaction: events and their claimed ids,
+    state, the user, recommendations (impressions cascade), and the dashboard's traces (the
+    digest-keyed last-seen rows of the user and their sessions, attributed impressions).
+    Returns the number of events deleted."""
     async with pool.connection(WRITE_WAIT_S) as conn, conn.transaction():
         cur = await conn.execute(
-            "DELETE FROM events WHERE user_id = %s RETURNING event_id", (user_id,)
+            "DELETE FROM events WHERE user_id = %s RETURNING event_id, session_id", (user_id,)
         )
-        event_ids = [row[0] for row in await cur.fetchall()]
+        deleted = await cur.fetchall()
+        event_ids = [row[0] for row in deleted]
+        sessions = sorted({row[1] for row in deleted if row[1]})
         await conn.execute("DELETE FROM event_ids WHERE event_id = ANY(%s)", (event_ids,))
         await conn.execute("DELETE FROM user_state WHERE subject = %s", (user_id,))
-        await conn.execute("DELETE FROM recommendations WHERE user_id = %s", (user_id,))
+        cur = await conn.execute(
+            "DELETE FROM recommendations WHERE user_id = %s RETURNING recommendation_id",
+            (user_id,),
+        )
+        recommendations = [row[0] for row in await cur.fetchall()]
+        await conn.execute(
+            "DELETE FROM rollup_attributed WHERE recommendation_id = ANY(%s)", (recommendations,)
+        )
+        await conn.execute(
+            "DELETE FROM rollup_last_seen WHERE (kind = 'u' AND key = md5(%s)::uuid)"
+            " OR (kind = 's' AND key IN (SELECT md5(s)::uuid FROM unnest(%s::text[]) AS s))",
+            (user_id, sessions),
+        )
         await conn.execute("DELETE FROM users WHERE user_id = %s", (user_id,))
     return len(event_ids)
 
