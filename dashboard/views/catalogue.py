@@ -11,6 +11,7 @@ import streamlit as st
 
 from dashboard import charts, resources
 from dashboard.queries import catalogue, embeddings
+from serving.store.rollups import HEAD_SHARE
 
 INDEX_TTL_S = 600
 NEAREST = 10
@@ -37,7 +38,7 @@ def _overview(days: int) -> None:
     columns[1].metric(
         "Long-tail share",
         f"{summary['long_tail_share']:.1%}",
-        help="impressions on items outside the 20% most popular",
+        help=f"impressions on items outside the {HEAD_SHARE:.0%} most popular",
     )
     columns[2].metric(
         "Cold-item exposure",

@@ -11,7 +11,7 @@ import pandas as pd
 import psycopg
 import streamlit as st
 
-from dashboard import parameter_form, resources
+from dashboard import parameter_form, resources, stats
 from dashboard.queries import catalogue
 from dashboard.queries import parameters as queries
 from serving.errors import InvalidArgument
@@ -65,7 +65,7 @@ def _preview(changed: dict[str, Any]) -> None:
     columns[2].metric(
         "Estimated CTR (IPS)",
         f"{result.ips_ctr:.2%}",
-        help=f"± {1.96 * result.ips_standard_error:.2%} (95%, from the IPS standard error)",
+        help=f"± {stats.Z95 * result.ips_standard_error:.2%} (95%, from the IPS standard error)",
     )
     columns[3].metric(
         "Effective sample size",
