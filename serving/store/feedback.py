@@ -19,14 +19,15 @@ from serving.store.items import existing_item_ids
 MAX_HISTORY = 200
 """Interactions kept per user; the upper bound of the history_length parameter."""
 
-STATE_WAIT_S = 0.25
+STATE_WAIT_S = 0.5
 """Longest wait for a pooled connection to read a user's state: while the database is
 down the pool has none to give, and Recommend must answer (without history, degraded)
 inside its deadline instead of queueing for the pool's default 30 s."""
-WRITE_WAIT_S = 1.0
+WRITE_WAIT_S = 3.0
 """Longest wait for a connection to write; past it the call is UNAVAILABLE and the
-client retries (with the same event ids, so nothing is counted twice). Well inside the
-SDK's 5 s deadline, so a caller sees UNAVAILABLE (retried), not DEADLINE_EXCEEDED."""
+client retries (with the same event ids, so nothing is counted twice). Inside the SDK's
+5 s deadline, so a caller sees UNAVAILABLE (retried), not DEADLINE_EXCEEDED; long enough
+that a burst of load queues instead of failing."""
 
 POPULARITY_WEIGHT = {
     EventType.CLICK: 1.0,
@@ -155,6 +156,19 @@ async def _claim_event_ids(
     return fresh
 
 
+EVENT_COLUMN_TYPES = (
+    "text",
+    "text",
+    "text",
+    "text",
+    "int2",
+    "float4",
+    "text",
+    "timestamptz",
+    "text",
+)
+
+
 async def _insert_events(
     conn: AsyncConnection,
     events: Sequence[FeedbackEvent],
@@ -164,7 +178,9 @@ async def _insert_events(
         "event_id, user_id, session_id, item_id, type, value, recommendation_id, occurred_at,"
         " variant"
     )
-    async with conn.cursor().copy(f"COPY events ({columns}) FROM STDIN") as copy:
+    # Binary COPY: the server skips parsing text (timestamps above all).
+    async with conn.cursor().copy(f"COPY events ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+        copy.set_types(EVENT_COLUMN_TYPES)
         for e in events:
             await copy.write_row(
                 (
@@ -186,7 +202,10 @@ async def _update_users(conn: AsyncConnection, events: Sequence[FeedbackEvent]) 
     if user_ids:
         await conn.execute(
             "INSERT INTO users (user_id) SELECT unnest(%s::text[])"
-            " ON CONFLICT (user_id) DO UPDATE SET last_seen_at = now()",
+            # Touched at most once a minute: an update per event would rewrite the row of
+            # every active user in every batch, for a time nothing needs to the second.
+            " ON CONFLICT (user_id) DO UPDATE SET last_seen_at = now()"
+            " WHERE users.last_seen_at < now() - interval '1 minute'",
             (user_ids,),
         )
     ordered = sorted(events, key=lambda e: e.occurred_at)
