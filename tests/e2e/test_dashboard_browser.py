@@ -36,6 +36,7 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 OPERATOR, PASSWORD = "e2e-operator", "browser-secret"
+DEMO_ITEMS = 60
 TIMEOUT_MS = 60_000  # the first render imports pandas, altair and the SDK on a busy machine
 
 
@@ -44,8 +45,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     """The platform with its dashboard, as `recsys up` starts it (no simulator)."""
     state = tmp_path_factory.mktemp("dashboard-browser")
     running = Stack(
-        # (module access: a test_* name imported here would be collected as a test)
-        platform.test_settings(state, dashboard_users=f"{OPERATOR}:{PASSWORD}"),
+        # A small catalogue: this test is about the browser, and the start costs less.
+        # (Module access: a test_* name imported here would be collected as a test.)
+        platform.test_settings(
+            state, dashboard_users=f"{OPERATOR}:{PASSWORD}", demo_items=DEMO_ITEMS
+        ),
         simulate=False,
         dashboard=True,
     )
