@@ -1,6 +1,6 @@
 """Quality benchmark: the results table of benchmarks/RESULTS.md in one command.
 
-    python -m benchmarks.quality --data ../shared/data/ml-1m [--time-budget 60] [--threads 2]
+    python -m benchmarks.quality --data ../shared/data/ml-1m [--time-budget 55] [--threads 2]
 
 Loads the dataset (any format ``recsys train --data`` reads), embeds item text with
 MiniLM in-process, trains our user encoder (learned ID + projected content embeddings)
@@ -46,14 +46,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=1)
     parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--epochs", type=int, default=14)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--schedule", default="cosine")
     parser.add_argument("--loss", default="sampled", help="full or sampled")
     parser.add_argument("--negatives", type=int, default=1024, help="for --loss sampled")
     parser.add_argument("--patience", type=int, default=10)
-    parser.add_argument("--time-budget", type=float, default=60.0, help="minutes per model")
+    parser.add_argument("--time-budget", type=float, default=55.0, help="minutes per model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ease-l2", type=float, default=500.0)
     parser.add_argument("--device", default="cpu")

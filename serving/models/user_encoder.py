@@ -98,8 +98,13 @@ class UserEncoder(nn.Module):
         # attention gets almost no gradient and training sits on a long plateau that
         # only learns popularity (seen on MovieLens and on a planted sequential pattern).
         nn.init.normal_(self.item_embedding.weight, std=config.dim**-0.5)
+        # Position and event type start small so that the items dominate the input (with
+        # nn.Embedding's std 1 they drowned the item signal 8:1).
+        nn.init.normal_(self.position_embedding.weight, std=0.02)
+        nn.init.normal_(self.type_embedding.weight, std=0.02)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
+            self.type_embedding.weight[0].zero_()
 
     def item_vectors(self, item_ids: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """Items in the shared space: learned embedding (id 0: none) + projected content."""
