@@ -136,6 +136,7 @@ def train(
     batch_size: int = 128,
     lr: float = 1e-3,
     weight_decay: float = 0.0,
+    schedule: Annotated[str, typer.Option(help="cosine (warm-up, decay) or constant.")] = "cosine",
     loss: Annotated[str, typer.Option(help="full (softmax over all items) or sampled.")] = "full",
     negatives: Annotated[int, typer.Option(help="Negatives per batch for --loss sampled.")] = 256,
     patience: Annotated[int, typer.Option(help="Validations without gain before stopping.")] = 10,
@@ -157,7 +158,8 @@ def train(
     source = _source(data, events, items, from_db)
     try:
         options = TrainingOptions(
-            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay, loss=loss,
+            epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
+            schedule=schedule, loss=loss,
             negatives=negatives, patience=patience, seed=seed, device=device,
             time_budget_s=time_budget * 60 if time_budget else None,
         )  # fmt: skip
