@@ -127,7 +127,13 @@ def train(
     out: Annotated[
         Path | None, typer.Option(help="Run folder (default: STATE/runs/<time>).")
     ] = None,
-    max_len: Annotated[int, typer.Option(help="History length.")] = 200,
+    max_len: Annotated[
+        int,
+        typer.Option(
+            help="History length. Serving pads every request to it, so the default matches"
+            " the serving history (parameter history_length); 200 for the MovieLens benchmark."
+        ),
+    ] = 50,
     dim: int = 64,
     layers: int = 2,
     heads: int = 1,
