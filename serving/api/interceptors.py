@@ -87,12 +87,11 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         return _wrap_unary(handler, wrapper, decoding.lenient(handler.request_deserializer))
 
 
-class AdminAuthInterceptor(grpc.aio.ServerInterceptor):
-    """Methods of the services in ``protected`` need ``authorization: Bearer <token>``."""
+class _UnaryInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps the unary handlers for which ``_wrapper`` gives a wrapper (None: as they are)."""
 
-    def __init__(self, token: str, protected: tuple[str, ...] = ("/recsys.v1.Admin/",)) -> None:
-        self._expected = f"Bearer {token}".encode()
-        self._protected = protected
+    def _wrapper(self, details: grpc.HandlerCallDetails) -> Callable[[Behavior], Behavior] | None:
+        raise NotImplementedError
 
     async def intercept_service(
         self,
@@ -100,12 +99,24 @@ class AdminAuthInterceptor(grpc.aio.ServerInterceptor):
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(details)
-        if handler is None or not details.method.startswith(self._protected):
-            return handler
+        wrapper = None if handler is None else self._wrapper(details)
+        return handler if wrapper is None else _wrap_unary(handler, wrapper)
+
+
+class AdminAuthInterceptor(_UnaryInterceptor):
+    """Methods of the services in ``protected`` need ``authorization: Bearer <token>``."""
+
+    def __init__(self, token: str, protected: tuple[str, ...] = ("/recsys.v1.Admin/",)) -> None:
+        self._expected = f"Bearer {token}".encode()
+        self._protected = protected
+
+    def _wrapper(self, details: grpc.HandlerCallDetails) -> Callable[[Behavior], Behavior] | None:
+        if not details.method.startswith(self._protected):
+            return None
         metadata = dict(details.invocation_metadata or ())
         given = str(metadata.get("authorization", "")).encode()
         if hmac.compare_digest(given, self._expected):
-            return handler
+            return None
 
         def wrapper(_: Behavior) -> Behavior:
             async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -113,10 +124,10 @@ class AdminAuthInterceptor(grpc.aio.ServerInterceptor):
 
             return refuse
 
-        return _wrap_unary(handler, wrapper)
+        return wrapper
 
 
-class RateLimitInterceptor(grpc.aio.ServerInterceptor):
+class RateLimitInterceptor(_UnaryInterceptor):
     """LogFeedback events per client (peer address) through token buckets; a call over
     the client's share is RESOURCE_EXHAUSTED before anything is validated or written."""
 
@@ -126,14 +137,9 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
         self._buckets = buckets
         self._method = method
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        if handler is None or details.method != self._method or self._buckets.rate <= 0:
-            return handler
+    def _wrapper(self, details: grpc.HandlerCallDetails) -> Callable[[Behavior], Behavior] | None:
+        if details.method != self._method or self._buckets.rate <= 0:
+            return None
 
         def wrapper(behavior: Behavior) -> Behavior:
             async def limited(request: Any, context: grpc.aio.ServicerContext) -> Any:
@@ -146,4 +152,4 @@ class RateLimitInterceptor(grpc.aio.ServerInterceptor):
 
             return limited
 
-        return _wrap_unary(handler, wrapper)
+        return wrapper

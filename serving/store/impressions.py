@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from psycopg_pool import AsyncConnectionPool
 
 from serving.domain import Recommendation
+from serving.store.feedback import LOCK_STATS
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +80,15 @@ async def write_recommendations(
         # leave updated_at alone: replicas count their own impressions as they serve, and
         # take the database's totals whenever feedback changes an item's row.
         shown = Counter(item.item_id for entry in batch for item in entry.recommendation.items)
+        item_ids = sorted(shown)
+        # Rows locked in item order first, as LogFeedback does: otherwise the join's order
+        # and LogFeedback's deadlock (seen under load: both then fail and retry).
+        await cur.execute(LOCK_STATS, (item_ids,))
         await cur.execute(
             "UPDATE item_stats AS s SET impressions = s.impressions + n.count"
             " FROM unnest(%s::text[], %s::bigint[]) AS n(item_id, count)"
             " WHERE s.item_id = n.item_id",
-            (sorted(shown), [shown[i] for i in sorted(shown)]),
+            (item_ids, [shown[i] for i in item_ids]),
         )
 
 
