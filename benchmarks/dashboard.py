@@ -265,7 +265,7 @@ def pages(conn: psycopg.Connection[Any]) -> dict[str, Callable[[], object]]:
 
     def item_page() -> object:
         return (
-            catalogue.search(conn, "Item 123"),
+            catalogue.search(conn, index, "Item 123"),
             catalogue.item(conn, item_id),
             catalogue.item_days(conn, item_id, 30),
             index.nearest(item_id, 10),

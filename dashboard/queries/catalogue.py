@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from dashboard.queries import Connection, frame, one
+from dashboard.queries.embeddings import ContentIndex
 from serving.store.rollups import ITEM_WINDOW_DAYS
 
 WINDOWS: dict[str, int] = dict(
@@ -68,13 +69,7 @@ GROUP BY 1
 ORDER BY 2 DESC
 """
 
-_SEARCH = """
-SELECT item_id, title, categories, created_at
-FROM items
-WHERE deleted_at IS NULL AND (item_id = %(text)s OR title ILIKE %(pattern)s)
-ORDER BY item_id = %(text)s DESC, item_id
-LIMIT %(limit)s
-"""
+_BY_ID = "SELECT item_id, title FROM items WHERE item_id = %(item_id)s AND deleted_at IS NULL"
 
 _ITEM = """
 SELECT i.item_id, i.title, i.description, i.categories, i.tags, i.created_at,
@@ -127,11 +122,13 @@ def category_mix(conn: Connection, days: int) -> pd.DataFrame:
     return frame(conn, _CATEGORIES, {"days": days}, columns)
 
 
-def search(conn: Connection, text: str, limit: int = 20) -> pd.DataFrame:
-    """Items whose id is ``text`` or whose title contains it."""
-    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    params = {"text": text, "pattern": f"%{escaped}%", "limit": limit}
-    return frame(conn, _SEARCH, params, ["item_id", "title", "categories", "created_at"])
+def search(
+    conn: Connection, index: ContentIndex, text: str, limit: int = 20
+) -> list[tuple[str, str]]:
+    """(item_id, title): the item whose id is ``text`` (from the database, so a new item
+    is found at once), then those whose title contains it (from ``index``)."""
+    exact = [(str(i), str(t)) for i, t in conn.execute(_BY_ID, {"item_id": text}).fetchall()]
+    return (exact + [found for found in index.search(text, limit) if found not in exact])[:limit]
 
 
 def item(conn: Connection, item_id: str) -> dict[str, Any] | None:

@@ -33,10 +33,22 @@ _WHERE = sql.SQL(
 
 @dataclass(frozen=True)
 class ContentIndex:
-    """Item ids and their L2-normalised content embeddings (one row per id)."""
+    """Item ids, titles and their L2-normalised content embeddings (one row per id)."""
 
     item_ids: tuple[str, ...]
     vectors: np.ndarray
+    titles: tuple[str, ...] = ()
+
+    def search(self, text: str, limit: int = 20) -> list[tuple[str, str]]:
+        """(item_id, title) of the items whose title contains ``text`` (any case): in
+        memory, because a substring scan of the wide items table costs a page view."""
+        needle = text.casefold()
+        found = [
+            (item_id, title)
+            for item_id, title in zip(self.item_ids, self.titles, strict=True)
+            if needle in title.casefold()
+        ]
+        return found[:limit]
 
     def nearest(self, item_id: str, k: int = 10) -> list[tuple[str, float]]:
         """The ``k`` items most similar to ``item_id`` by content, with cosine
@@ -65,8 +77,8 @@ def load(conn: Connection) -> ContentIndex:
             return ContentIndex((), np.zeros((0, 0), dtype=np.float32))
         dim = int(found[0])
         where = _WHERE.format(dim=sql.Literal(dim))
-        select_ids = sql.SQL("SELECT item_id FROM items WHERE {} ORDER BY item_id")
-        ids = [row[0] for row in conn.execute(select_ids.format(where)).fetchall()]
+        select_ids = sql.SQL("SELECT item_id, title FROM items WHERE {} ORDER BY item_id")
+        rows = conn.execute(select_ids.format(where)).fetchall()
         data = bytearray()
         copy_vectors = sql.SQL(
             "COPY (SELECT embedding FROM items WHERE {} ORDER BY item_id) TO STDOUT (FORMAT BINARY)"
@@ -74,9 +86,13 @@ def load(conn: Connection) -> ContentIndex:
         with conn.cursor().copy(copy_vectors.format(where)) as copy:
             for chunk in copy:
                 data += chunk
-    vectors = _parse(bytes(data), len(ids), dim)
+    vectors = _parse(bytes(data), len(rows), dim)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return ContentIndex(tuple(ids), vectors / np.where(norms > 0, norms, 1.0))
+    return ContentIndex(
+        tuple(row[0] for row in rows),
+        vectors / np.where(norms > 0, norms, 1.0),
+        tuple(row[1] for row in rows),
+    )
 
 
 def _parse(data: bytes, rows: int, dim: int) -> np.ndarray:

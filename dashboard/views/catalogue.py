@@ -122,11 +122,13 @@ try:
     text = st.text_input("Item id or words of its title", key="item_search").strip()
     if text:
         conn = resources.connection()
-        matches = catalogue.search(conn, text)
-        if matches.empty:
+        matches = catalogue.search(
+            conn, _content_index(settings.database_url.get_secret_value()), text
+        )
+        if not matches:
             st.info(f"No item matches {text!r}.")
         else:
-            options = [f"{row.item_id} · {row.title}" for row in matches.itertuples()]
+            options = [f"{item_id} · {title}" for item_id, title in matches]
             chosen = st.selectbox("Item", options, key="item_choice") or options[0]
             _item(conn, settings.database_url.get_secret_value(), chosen.split(" · ", 1)[0])
 except psycopg.Error as error:

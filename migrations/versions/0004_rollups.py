@@ -119,12 +119,18 @@ CREATE TABLE rollup_last_seen (
 );
 CREATE INDEX rollup_last_seen_at ON rollup_last_seen (kind, last_seen_at);
 
+-- The catalogue page counts live (available, cold) items: an index-only scan of this,
+-- instead of a scan of the wide items table (its rows carry the embeddings).
+CREATE INDEX items_live ON items (created_at) INCLUDE (available_from, available_until)
+    WHERE deleted_at IS NULL;
+
 -- The refresh reads the events that arrived since its watermark.
 CREATE INDEX events_received_at ON events (received_at);
 """
 
 DOWNGRADE = """
 DROP INDEX events_received_at;
+DROP INDEX items_live;
 DROP TABLE rollup_last_seen;
 DROP TABLE rollup_attributed;
 DROP TABLE rollup_item_window;

@@ -59,6 +59,7 @@ def test_binary_copy_of_embeddings_parses_and_searches() -> None:
     with pytest.raises(ValueError):
         _parse(_copy_binary(vectors), 4, 2)
     norms = np.linalg.norm(parsed, axis=1, keepdims=True)
-    index = ContentIndex(("a", "b", "c", "d"), parsed / norms)
+    index = ContentIndex(("a", "b", "c", "d"), parsed / norms, ("Alpha", "Beta", "Gamma", "ALP"))
     assert [item for item, _ in index.nearest("a", 3)] == ["b", "c", "d"]
     assert index.nearest("missing") == []
+    assert index.search("alp") == [("a", "Alpha"), ("d", "ALP")]
