@@ -66,14 +66,18 @@ def database_lost(error: psycopg.Error) -> None:
 
 
 @st.cache_resource(show_spinner=False)
-def _client(target: str, token: str) -> RecsysClient:
-    return RecsysClient(target, token=token, timeout_s=CLIENT_TIMEOUT_S, retries=1)
+def _client(target: str, token: str, root_cert: bytes | None) -> RecsysClient:
+    return RecsysClient(
+        target, token=token, timeout_s=CLIENT_TIMEOUT_S, retries=1, tls_root_cert=root_cert
+    )
 
 
 def client() -> RecsysClient:
-    """The gRPC SDK client with the admin token: every change goes through the Admin API."""
+    """The gRPC SDK client with the admin token: every change goes through the Admin API.
+    When the API speaks TLS (``tls_cert_file``), its own certificate chain is trusted."""
     loaded = current()
-    return _client(loaded.grpc_target, loaded.admin_token.get_secret_value())
+    root_cert = loaded.tls_cert_file.read_bytes() if loaded.tls_cert_file else None
+    return _client(loaded.grpc_target, loaded.admin_token.get_secret_value(), root_cert)
 
 
 def operator() -> str:
