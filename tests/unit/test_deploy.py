@@ -555,3 +555,13 @@ def test_the_first_model_job_writes_where_triton_polls(
         pvc = _find(docs, "PersistentVolumeClaim", claim(job))
         if pvc["spec"]["accessModes"] == ["ReadWriteOnce"]:
             assert job["affinity"] == triton["affinity"], f"{name}: RWO volume, other node"
+
+
+def test_dashboard_logins_come_from_a_secret(rendered: dict[str, list[dict[str, Any]]]) -> None:
+    for name, docs in rendered.items():
+        env = {
+            e["name"]: e for e in _container(docs, "Deployment", "dashboard", "dashboard")["env"]
+        }
+        ref = env[f"{ENV_PREFIX}DASHBOARD_USERS"]["valueFrom"]["secretKeyRef"]
+        secret = _find(docs, "Secret", ref["name"])
+        assert ref["key"] in secret["data"], name
