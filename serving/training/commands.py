@@ -61,7 +61,8 @@ def _load(source: Any) -> Any:
     try:
         return sources.load(source)
     except DatasetError as error:
-        console.print(f"[red]{error}[/red]")
+        # One unwrapped line (file:line: message), whatever the terminal's width.
+        console.print(str(error), style="red", markup=False, soft_wrap=True)
         raise typer.Exit(2) from None
 
 

@@ -70,6 +70,11 @@ def train_run(
         progress=hooks.epoch,
         on_validation=hooks.validation,
     )
+    if not use_content:
+        # Never trained on content: make it ignore content wherever it runs (served, the
+        # orchestrator passes the real MiniLM vectors), as it did in training.
+        with torch.no_grad():
+            model.content_projection.weight.zero_()
     seconds = time.perf_counter() - started
     return Run(
         model=model,
