@@ -13,7 +13,7 @@ from recsys.v1 import recsys_pb2 as pb
 from serving.domain import EventType, FeedbackEvent, Item, Recommendation, RecommendQuery
 from serving.errors import InvalidArgument
 from serving.ranking.experiments import Variant
-from serving.ranking.parameters import Parameters, ParameterVersion
+from serving.ranking.parameters import Parameters, ParameterVersion, check_mask
 from serving.store.experiments import ExperimentRecord
 
 if TYPE_CHECKING:
@@ -127,8 +127,11 @@ def _parameter(message: pb.Parameters, name: str) -> Any:
 
 
 def parameters_from_proto(message: pb.Parameters, mask: Iterable[str] = ()) -> dict[str, Any]:
-    """The values of the fields named in ``mask`` (all fields when empty)."""
-    return {name: _parameter(message, name) for name in (list(mask) or Parameters.model_fields)}
+    """The values of the fields named in ``mask`` (all fields when empty); an unknown name
+    is InvalidArgument."""
+    return {
+        name: _parameter(message, name) for name in (check_mask(mask) or Parameters.model_fields)
+    }
 
 
 def parameter_version_to_proto(version: ParameterVersion) -> pb.ParameterVersion:

@@ -31,8 +31,9 @@ def test_an_experiment_from_start_to_stop(platform: Running, client: RecsysClien
     assert created["status"] == "running" and created["variants"] == variants
     experiment = Experiment(name, tuple(variants))
     users = [f"user-{uuid.uuid4()}" for _ in range(40)]
-    expected = experiment.assign(users[0]).name
-    in_force(client, lambda: client.recommend(users[0], k=1).variant == expected)
+    # A user outside "control": before the experiment is in force everyone is "control".
+    probe = next(u for u in users if experiment.assign(u).name == "popular")
+    in_force(client, lambda: client.recommend(probe, k=1).variant == "popular")
 
     for user in users:
         rec = client.recommend(user, k=3)

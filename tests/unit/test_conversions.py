@@ -55,3 +55,9 @@ def test_parameter_versions_round_trip():
     assert convert.parameters_from_proto(
         convert.parameters_to_proto(parameters), ["freshness_weight"]
     ) == {"freshness_weight": parameters.freshness_weight}
+
+
+def test_an_unknown_or_empty_mask_name_is_invalid_argument():
+    for mask in ([""], ["no_such_parameter"]):
+        with pytest.raises(InvalidArgument, match=r"^update_mask"):
+            convert.parameters_from_proto(pb.Parameters(), mask)
