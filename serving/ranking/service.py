@@ -436,6 +436,8 @@ class RecommenderService:
     async def forget_user(self, user_id: str) -> int:
         check_id("user_id", user_id)
         with outage_as_unavailable():
+            # Lists served to the user but not written yet would outlive the deletion.
+            await self._impressions.flush()
             return await feedback_store.forget_user(self._pool, user_id)
 
     async def merge_session(self, session_id: str, user_id: str) -> int:

@@ -113,6 +113,7 @@ class ImpressionWriter:
         self._batch_size = batch_size
         self._buffer: deque[LoggedRecommendation] = deque(maxlen=max_buffered)
         self._wakeup = asyncio.Event()
+        self._flushing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self.dropped = 0
 
@@ -127,12 +128,15 @@ class ImpressionWriter:
             self._wakeup.set()
 
     async def flush(self) -> None:
-        """Write everything buffered now (returns when done or raises)."""
-        while self._buffer:
-            batch = [self._buffer[i] for i in range(min(self._batch_size, len(self._buffer)))]
-            await write_recommendations(self._pool, batch)
-            for _ in batch:
-                self._buffer.popleft()
+        """Write everything buffered now (returns when done or raises). One flush at a
+        time: the background task and a caller (ForgetUser) would write a batch twice."""
+        async with self._flushing:
+            while self._buffer:
+                size = min(self._batch_size, len(self._buffer))
+                batch = [self._buffer[i] for i in range(size)]
+                await write_recommendations(self._pool, batch)
+                for _ in batch:
+                    self._buffer.popleft()
 
     async def _run(self) -> None:
         while True:
