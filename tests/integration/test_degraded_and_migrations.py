@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Iterator
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from psycopg import sql
 
 from serving.client import RecsysClient
-from serving.store.db import migrate, start_embedded
+from serving.store.db import migrate
 from tests.conftest import free_port
 from tests.integration.platform import Running, grpc_server
 
@@ -44,35 +47,44 @@ def tables(url: str) -> set[str]:
     return {r[0] for r in rows} - {"alembic_version"}
 
 
-def test_migrations_round_trip_on_empty_and_populated_databases(tmp_path):
-    server = start_embedded(tmp_path)
+@pytest.fixture
+def empty_database(platform: Running) -> Iterator[str]:
+    """A new database on the platform's server. (Not a new embedded server: its initdb
+    forks this process, whose gRPC threads can leave the forked child deadlocked.)"""
+    name = f"migrations_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(platform.url, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        url = str(server.get_uri())
-        migrate(url)
-        created = tables(url)
-        assert {"items", "events", "impressions", "user_state", "parameter_versions"} <= created
-        migrate(url, "base", downgrade=True)
-        assert tables(url) == set()
-        migrate(url)
-        with psycopg.connect(url) as conn:
-            conn.execute("INSERT INTO items (item_id, title, embedding) VALUES ('i', 't', '{0.5}')")
-            conn.execute("INSERT INTO item_stats (item_id) VALUES ('i')")
-            conn.execute(
-                "INSERT INTO events (event_id, item_id, type, occurred_at)"
-                " VALUES ('e', 'i', 1, now())"
-            )
-            conn.execute(
-                "INSERT INTO recommendations (recommendation_id, variant, parameter_version,"
-                " model_version, latency_ms, degraded) VALUES (%s, 'control', 1, '1', 2, false)",
-                (uuid.uuid4(),),
-            )
-            conn.execute(
-                "INSERT INTO parameter_versions (parameters, changed_by, reason)"
-                " VALUES ('{}', 'me', 'test')"
-            )
-        migrate(url, "base", downgrade=True)
-        assert tables(url) == set()
-        migrate(url)
-        assert tables(url) == created
+        yield urlunsplit(urlsplit(platform.url)._replace(path=f"/{name}"))
     finally:
-        server.cleanup()
+        with psycopg.connect(platform.url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def test_migrations_round_trip_on_empty_and_populated_databases(empty_database: str):
+    url = empty_database
+    migrate(url)
+    created = tables(url)
+    assert {"items", "events", "impressions", "user_state", "parameter_versions"} <= created
+    migrate(url, "base", downgrade=True)
+    assert tables(url) == set()
+    migrate(url)
+    with psycopg.connect(url) as conn:
+        conn.execute("INSERT INTO items (item_id, title, embedding) VALUES ('i', 't', '{0.5}')")
+        conn.execute("INSERT INTO item_stats (item_id) VALUES ('i')")
+        conn.execute(
+            "INSERT INTO events (event_id, item_id, type, occurred_at) VALUES ('e', 'i', 1, now())"
+        )
+        conn.execute(
+            "INSERT INTO recommendations (recommendation_id, variant, parameter_version,"
+            " model_version, latency_ms, degraded) VALUES (%s, 'control', 1, '1', 2, false)",
+            (uuid.uuid4(),),
+        )
+        conn.execute(
+            "INSERT INTO parameter_versions (parameters, changed_by, reason)"
+            " VALUES ('{}', 'me', 'test')"
+        )
+    migrate(url, "base", downgrade=True)
+    assert tables(url) == set()
+    migrate(url)
+    assert tables(url) == created
