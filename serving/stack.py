@@ -264,8 +264,13 @@ class Stack:
     def _check_children(self) -> None:
         for child in self.children:
             code = child.process.poll()
-            if code is not None and not self._stopping:
-                raise RuntimeError(f"{child.name} exited with code {code}; see {child.log_path}")
+            if code is None or self._stopping:
+                continue
+            if code in (-signal.SIGINT, 128 + signal.SIGINT):
+                # Ctrl-C reaches the whole process group: a child that handled it before
+                # this process did is the same request to stop, not a failure.
+                raise KeyboardInterrupt
+            raise RuntimeError(f"{child.name} exited with code {code}; see {child.log_path}")
 
     def wait(self) -> None:
         """Block until SIGINT/SIGTERM or until a child dies."""
@@ -277,7 +282,11 @@ class Stack:
         signal.signal(signal.SIGINT, request_stop)
         signal.signal(signal.SIGTERM, request_stop)
         while not stop["signal"]:
-            self._check_children()
+            try:
+                self._check_children()
+            except RuntimeError:
+                if not stop["signal"]:  # a child that stopped on the same Ctrl-C is no failure
+                    raise
             time.sleep(0.5)
 
     def stop(self) -> None:
