@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +15,7 @@ from recsys.v1 import recsys_pb2 as pb
 from serving.api import conversions
 from serving.domain import EventType, Item, Recommendation, ScoredItem, UserPreview
 from serving.ranking.experiments import Variant
+from serving.ranking.offpolicy import OffPolicyEstimate
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 DEFAULT_TIMEOUT_S = 5.0
@@ -114,19 +115,10 @@ def update_parameters_request(
 
 
 @dataclass(frozen=True)
-class ParameterPreview:
-    """A candidate parameter change judged on the logs before it ships."""
+class ParameterPreview(OffPolicyEstimate):
+    """A candidate parameter change judged on the logs before it ships: the off-policy
+    estimate (clicks per impression, logged and estimated) and users' top lists."""
 
-    recommendations: int
-    """Logged lists replayed."""
-    impressions: int
-    logged_ctr: float
-    ips_ctr: float
-    """Estimated clicks per impression under the candidate (inverse propensity scoring)."""
-    snips_ctr: float
-    """The self-normalised estimate: lower variance, slightly biased."""
-    ips_standard_error: float
-    effective_sample_size: float
     users: tuple[UserPreview, ...]
     """Top lists before and after the change."""
 
@@ -145,13 +137,7 @@ def preview_parameters_request(
 
 def preview_from_proto(response: pb.PreviewParametersResponse) -> ParameterPreview:
     return ParameterPreview(
-        recommendations=response.recommendations,
-        impressions=response.impressions,
-        logged_ctr=response.logged_ctr,
-        ips_ctr=response.ips_ctr,
-        snips_ctr=response.snips_ctr,
-        ips_standard_error=response.ips_standard_error,
-        effective_sample_size=response.effective_sample_size,
+        **{f.name: getattr(response, f.name) for f in fields(OffPolicyEstimate)},
         users=tuple(
             UserPreview(u.user_id, tuple(u.before), tuple(u.after)) for u in response.users
         ),

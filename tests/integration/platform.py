@@ -7,7 +7,7 @@ import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +56,11 @@ def running_platform(state: Path) -> Iterator[Running]:
 
 
 @contextlib.contextmanager
-def grpc_server(settings: Settings, log: Path) -> Iterator[subprocess.Popen[bytes]]:
-    """Another `recsys serve` with ``settings`` (e.g. pointing at a Triton that is down)."""
+def grpc_server(
+    settings: Settings, log: Path, ready: Callable[[], bool] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Another `recsys serve` with ``settings`` (e.g. pointing at a Triton that is down);
+    ``ready`` says when it answers (default: plaintext gRPC health)."""
     with log.open("ab") as out:
         process = subprocess.Popen(
             [sys.executable, "-m", "serving.cli", "serve"],
@@ -67,7 +70,8 @@ def grpc_server(settings: Settings, log: Path) -> Iterator[subprocess.Popen[byte
             cwd=PROJECT_ROOT,
         )
         try:
-            wait_until(lambda: grpc_ready(settings.grpc_target), timeout_s=60)
+            ready = ready or (lambda: grpc_ready(settings.grpc_target))
+            assert wait_until(ready, timeout_s=90), f"recsys serve did not come up; see {log}"
             yield process
         finally:
             process.terminate()

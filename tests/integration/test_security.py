@@ -7,8 +7,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,9 +21,8 @@ from recsys.v1 import recsys_pb2 as pb
 
 from serving.client import Event, RecsysClient
 from serving.stack import free_port, wait_until
-from serving.store.db import PROJECT_ROOT
 from tests.integration import hostile
-from tests.integration.platform import ADMIN_TOKEN, Running
+from tests.integration.platform import ADMIN_TOKEN, Running, grpc_server
 
 pytestmark = pytest.mark.integration
 
@@ -136,20 +133,8 @@ def tls_server(platform: Running, folder: Path) -> Iterator[tuple[str, bytes]]:
                 return False
             return True
 
-    with (folder / "server.log").open("ab") as log:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "serving.cli", "serve"],
-            env={"PATH": str(Path(sys.executable).parent), **settings.to_env()},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            cwd=PROJECT_ROOT,
-        )
-        try:
-            assert wait_until(ready, timeout_s=90), "the TLS server did not come up"
-            yield settings.grpc_target, root
-        finally:
-            process.terminate()
-            process.wait(30)
+    with grpc_server(settings, folder / "server.log", ready):
+        yield settings.grpc_target, root
 
 
 def test_grpc_over_tls_with_a_generated_certificate(platform: Running, tmp_path) -> None:
