@@ -6,7 +6,8 @@ Loads the dataset (any format ``recsys train --data`` reads), embeds item text w
 MiniLM in-process, trains our user encoder (learned ID + projected content embeddings)
 and its ID-only ablation with the same recipe, fits popularity and EASE, and reports
 HR@10/20, NDCG@10/20 and catalogue coverage on the test items (last item per user,
-all items ranked, seen items removed), with training time and peak memory.
+all items ranked, seen items removed), with training time, peak memory and what
+each trained encoder costs to serve (``cost.py``).
 
 ``--models`` picks a subset; ``--json`` saves a part and ``--merge`` joins parts into
 one table, so the two trainings can run as two processes side by side (same figures,
@@ -31,9 +32,12 @@ from serving.training.content import embed_items
 from serving.training.runs import save_run
 from serving.training.trainer import TrainingOptions
 
+from .cost import HISTORY, serving_cost
+
 MODELS = ("ours", "id-only", "baselines")
-# The defaults are the recipe of the recorded run: sized for one hour of a shared 2-core
-# CPU (see benchmarks/RESULTS.md); on a GPU use --device cuda --loss full --epochs 200.
+# The defaults are the recipe of the recorded run, sized for one hour of one core of this
+# 2-core machine (see benchmarks/RESULTS.md); on a GPU add --device cuda (--precision
+# bf16 there) and more --epochs.
 NAMES = {"ours": "ours (MiniLM content + ID)", "id-only": "ours, ID-only (ablation)"}
 
 
@@ -42,21 +46,23 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--data", type=Path, default=Path("../shared/data/ml-1m"))
     parser.add_argument("--models", default=",".join(MODELS), help="subset of " + ",".join(MODELS))
     parser.add_argument("--max-len", type=int, default=200)
-    parser.add_argument("--dim", type=int, default=64)
+    parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=1)
     parser.add_argument("--dropout", type=float, default=0.2)
-    parser.add_argument("--epochs", type=int, default=16)
+    parser.add_argument("--attention-dropout", type=float, default=0.0)
+    parser.add_argument("--epochs", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--schedule", default="cosine")
-    parser.add_argument("--loss", default="sampled", help="full or sampled")
+    parser.add_argument("--loss", default="full", help="full or sampled")
     parser.add_argument("--negatives", type=int, default=1024, help="for --loss sampled")
     parser.add_argument("--patience", type=int, default=10)
-    parser.add_argument("--time-budget", type=float, default=55.0, help="minutes per model")
+    parser.add_argument("--time-budget", type=float, default=57.0, help="minutes per model")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ease-l2", type=float, default=500.0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--cache", type=Path, default=Path(".state/cache"))
     parser.add_argument("--runs", type=Path, default=None, help="save trained runs here")
@@ -78,12 +84,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     content = embed_items(dataset, args.cache)
     config = UserEncoderConfig(
         num_items=dataset.num_items, dim=args.dim, max_len=args.max_len, layers=args.layers,
-        heads=args.heads, dropout=args.dropout,
+        heads=args.heads, dropout=args.dropout, attention_dropout=args.attention_dropout,
     )  # fmt: skip
     options = TrainingOptions(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
         loss=args.loss, negatives=args.negatives, patience=args.patience,
         time_budget_s=args.time_budget * 60, seed=args.seed, device=args.device,
+        precision=args.precision,
     )  # fmt: skip
     runs = {}
     for model in ("ours", "id-only"):
@@ -103,6 +110,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         dataset, runs, with_baselines="baselines" in wanted, ease_l2=args.ease_l2,
         device=args.device,
     )  # fmt: skip
+    inference = {name: serving_cost(run.model) for name, run in runs.items()}
     training = {
         name: {k: r.record[k] for k in ("best_epoch", "epochs_run", "stopped", "train_seconds",
                                         "validation")}
@@ -113,6 +121,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "results": {name: report.metrics for name, report in comparison.reports.items()},
         "users": {name: report.users for name, report in comparison.reports.items()},
         "training": training,
+        "inference": inference,
         "notes": comparison.notes,
         "config": config.to_dict(),
         "options": options.to_dict(),
@@ -126,8 +135,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     merged = dict(parts[0])
-    for key in ("results", "users", "training"):
-        merged[key] = {k: v for part in parts for k, v in part[key].items()}
+    for key in ("results", "users", "training", "inference"):
+        merged[key] = {k: v for part in parts for k, v in part.get(key, {}).items()}
     merged["notes"] = [n for part in parts for n in part["notes"]]
     merged["command"] = " ; ".join(part["command"] for part in parts)
     merged["wall_seconds"] = max(part["wall_seconds"] for part in parts)
@@ -161,6 +170,12 @@ def main(argv: list[str]) -> None:
     print(markdown(result))
     for note in result["notes"]:
         print(note)
+    for name, cost in result.get("inference", {}).items():
+        print(
+            f"serving cost of {name}: {cost['ms']:.2f} ms per user encoding ({HISTORY} items,"
+            f" batch 1) = {cost['ratio']:.2f}x the spine's default encoder"
+            f" ({cost['reference_ms']:.2f} ms, same process)"
+        )
     print(
         f"\nwall {result['wall_seconds'] / 60:.1f} min, peak memory {result['peak_memory_mb']} MiB,"
         f" {result['machine']}"

@@ -35,18 +35,22 @@ class UserEncoderConfig:
     layers: int = 2
     heads: int = 2
     dropout: float = 0.2
+    attention_dropout: float | None = None
+    """Dropout on the attention weights; None: ``dropout``. 0 saves about a sixth of
+    the training time on CPU (the mask is drawn over every query-key pair)."""
     content_dim: int = EMBEDDING_DIM
 
-    def to_dict(self) -> dict[str, float | int]:
+    def to_dict(self) -> dict[str, float | int | None]:
         return asdict(self)
 
 
 class CausalBlock(nn.Module):
     """Pre-norm Transformer block with causal, padding-aware attention."""
 
-    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+    def __init__(self, dim: int, heads: int, dropout: float, attention_dropout: float) -> None:
         super().__init__()
         self.heads = heads
+        self.attention_dropout = attention_dropout
         self.norm1 = nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)
         self.out = nn.Linear(dim, dim)
@@ -64,7 +68,7 @@ class CausalBlock(nn.Module):
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
         q, k, v = self.split_heads(x)
-        drop = self.dropout.p if self.training else 0.0
+        drop = self.attention_dropout if self.training else 0.0
         attended = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=drop)
         batch, _, length, _ = attended.shape
         x = x + self.dropout(self.out(attended.transpose(1, 2).reshape(batch, length, -1)))
@@ -88,8 +92,12 @@ class UserEncoder(nn.Module):
         self.content_projection = nn.Linear(config.content_dim, config.dim)
         self.type_embedding = nn.Embedding(NUM_EVENT_TYPES, config.dim, padding_idx=0)
         self.position_embedding = nn.Embedding(config.max_len, config.dim)
+        attention_dropout = (
+            config.dropout if config.attention_dropout is None else config.attention_dropout
+        )
         self.blocks = nn.ModuleList(
-            CausalBlock(config.dim, config.heads, config.dropout) for _ in range(config.layers)
+            CausalBlock(config.dim, config.heads, config.dropout, attention_dropout)
+            for _ in range(config.layers)
         )
         self.norm = nn.LayerNorm(config.dim)
         self.dropout = nn.Dropout(config.dropout)

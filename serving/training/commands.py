@@ -139,9 +139,14 @@ def train(
     layers: int = 2,
     heads: int = 1,
     dropout: float = 0.2,
+    attention_dropout: Annotated[
+        float | None, typer.Option(help="Dropout on attention weights (default: --dropout).")
+    ] = None,
     epochs: Annotated[int, typer.Option(help="At most this many epochs.")] = 200,
-    batch_size: int = 128,
-    lr: float = 1e-3,
+    batch_size: Annotated[
+        int, typer.Option(help="Users per step: small batches learn more per epoch.")
+    ] = 32,
+    lr: float = 2e-3,
     weight_decay: float = 0.0,
     schedule: Annotated[str, typer.Option(help="cosine (warm-up, decay) or constant.")] = "cosine",
     loss: Annotated[str, typer.Option(help="full (softmax over all items) or sampled.")] = "full",
@@ -153,6 +158,9 @@ def train(
         bool, typer.Option(help="Use MiniLM content (--no-content: ID-only).")
     ] = True,
     device: DeviceOpt = "cpu",
+    precision: Annotated[
+        str, typer.Option(help="fp32, or bf16 (faster matrix products under autocast).")
+    ] = "fp32",
     threads: ThreadsOpt = None,
 ) -> None:
     """Train the user encoder (early stopping on validation NDCG@10) into a run folder."""
@@ -168,7 +176,7 @@ def train(
             epochs=epochs, batch_size=batch_size, lr=lr, weight_decay=weight_decay,
             schedule=schedule, loss=loss,
             negatives=negatives, patience=patience, seed=seed, device=device,
-            time_budget_s=time_budget * 60 if time_budget else None,
+            precision=precision, time_budget_s=time_budget * 60 if time_budget else None,
         )  # fmt: skip
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
@@ -176,7 +184,7 @@ def train(
     embeddings = _content(dataset)
     config = UserEncoderConfig(
         num_items=dataset.num_items, dim=dim, max_len=max_len, layers=layers, heads=heads,
-        dropout=dropout,
+        dropout=dropout, attention_dropout=attention_dropout,
     )  # fmt: skip
     run = _train(dataset, embeddings, config, options, content)
     run.record["source"] = source.describe()

@@ -45,6 +45,24 @@ def test_sampled_softmax_learns_the_planted_pattern():
     assert report["HR@1"] > 0.9
 
 
+def test_bf16_autocast_learns_the_planted_pattern_with_the_full_softmax():
+    dataset = cyclic_dataset()
+    content = np.zeros((ITEMS, 384), np.float32)
+    options = trainer.TrainingOptions(
+        epochs=12, batch_size=16, lr=1e-2, patience=12, seed=1, precision="bf16"
+    )
+    run = pipeline.train_run(dataset, content, small(), options)
+    assert next(run.model.parameters()).dtype == torch.float32  # weights stay fp32
+    test = datasets.leave_one_out(dataset, "test")
+    scorer = evaluation.ModelScorer(run.model, trainer.content_table(content))
+    assert evaluation.evaluate(scorer, test, dataset.num_items, cutoffs=(1,))["HR@1"] > 0.9
+
+
+def test_unknown_precision_is_refused():
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16"):
+        trainer.TrainingOptions(precision="fp16")
+
+
 def test_early_stopping_keeps_the_best_validated_weights():
     dataset = cyclic_dataset(users=16)
     seqs, types = datasets.training_sequences(dataset)

@@ -101,3 +101,10 @@ def test_extra_left_padding_changes_nothing():
     assert torch.allclose(short[:, -1], long[:, -1], atol=1e-5)
     assert torch.allclose(short_attention, long_attention[:, 7:], atol=1e-6)
     assert long_attention[:, :7].abs().sum() == 0
+
+
+def test_attention_dropout_defaults_to_dropout_and_can_be_switched_off():
+    inherits = UserEncoder(UserEncoderConfig(num_items=5, dropout=0.3))
+    off = UserEncoder(UserEncoderConfig(num_items=5, dropout=0.3, attention_dropout=0.0))
+    assert [b.attention_dropout for b in inherits.blocks] == [0.3, 0.3]
+    assert [b.attention_dropout for b in off.blocks] == [0.0, 0.0]
