@@ -192,6 +192,8 @@ def test_experiments_page_creates_reallocates_and_stops(
     assert not at.error, [e.value for e in at.error]
     try:
         at = _page(at, "experiments")
+        # Pick it by name: other tests' (stopped) experiments are listed too.
+        at.selectbox(key="experiment").set_value(f"{name} (running)").run()
         assert len(at.get("vega_lite_chart")) == 2  # CTR and conversion with intervals
         at.number_input(key=f"share_{name}_control").set_value(0.7)
         at.number_input(key=f"share_{name}_treatment").set_value(0.3)
