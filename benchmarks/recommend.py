@@ -3,6 +3,7 @@
 
     python -m benchmarks.recommend [--items 10000] [--seconds 10] [--state-dir DIR]
                                    [--param exploration=off ...] [--feedback-rate 200]
+                                   [--compare-dim 128]
 
 It starts the same stack as ``recsys up`` (no simulator, no dashboard) on free ports,
 seeds the demo catalogue (``--state-dir`` keeps it for the next run), gives ``--users``
@@ -12,7 +13,10 @@ Admin API, then measures. Targets (2-core machine): Recommend p50 at most
 300 Recommend/s at concurrency 32. With ``--feedback-rate``, Recommend at concurrency 1 and
 8 is measured again while LogFeedback streams that many click events per second into the
 same users' histories (so every answer reads freshly changed state), next to the runs
-without it.
+without it. With ``--compare-dim``, everything is measured again after a user encoder of
+that width (random weights: the cost does not depend on them) is exported as the next
+version, so the serving cost of a wider trained encoder is read against the demo one in
+the same run.
 """
 
 from __future__ import annotations
@@ -35,10 +39,16 @@ import numpy as np
 
 from serving.client import AsyncRecsysClient, Event
 from serving.config import Settings
+from serving.inference import repository
 from serving.inference.client import TritonEncoders
+from serving.models.user_encoder import UserEncoder, UserEncoderConfig
 from serving.stack import Stack, side_by_side_settings
+from serving.store import items as item_store
+from serving.store.db import open_pool
+from serving.training.export import export_user_encoder
 
 CONCURRENCY = (1, 8, 32)
+HISTORY_LENGTH = 50  # the serving default (parameter history_length)
 WITH_FEEDBACK = "Recommend while feedback flows"
 HISTORY = 30
 
@@ -166,6 +176,53 @@ async def measure(
     return runs
 
 
+async def export_width(settings: Settings, database_url: str, dim: int) -> int:
+    """A user encoder ``dim`` wide over the stack's catalogue as the next version, loaded
+    by Triton and served (Recommend reports it); returns the version."""
+    pool = await open_pool(database_url, 2)
+    try:
+        stored = [s for s in await item_store.items_changed_since(pool, None) if not s.deleted]
+        config = UserEncoderConfig(num_items=len(stored), dim=dim, max_len=HISTORY_LENGTH)
+        version = await export_user_encoder(
+            pool, settings.model_repository, UserEncoder(config).eval(),
+            tuple(s.item.item_id for s in stored), {"source": f"benchmark, dim {dim}"},
+        )  # fmt: skip
+    finally:
+        await pool.close()
+    encoders = TritonEncoders(settings.triton_grpc_url, timeout_ms=120_000)
+    try:
+        await encoders.load(repository.USER_ENCODER)
+    finally:
+        await encoders.close()
+    token = settings.admin_token.get_secret_value()
+    async with AsyncRecsysClient(settings.grpc_target, token=token, timeout_s=10) as client:
+        for _ in range(600):
+            if (await client.recommend("bench-probe", k=1)).model_version == str(version):
+                return version
+            await asyncio.sleep(0.1)
+    raise RuntimeError(f"Recommend never reported user_encoder v{version}")
+
+
+def compare_widths(base: list[Run], wide: list[Run], dim: int) -> str:
+    """The wide encoder's Recommend figures as ratios of the demo encoder's."""
+
+    def recommend(runs: list[Run], concurrency: int) -> Run:
+        return next(
+            r for r in runs if r.name.startswith("Recommend (") and r.concurrency == concurrency
+        )
+
+    rows = [
+        ("p50 at c=1", recommend(base, 1).percentile(50), recommend(wide, 1).percentile(50), "ms"),
+        ("p99 at c=8", recommend(base, 8).percentile(99), recommend(wide, 8).percentile(99), "ms"),
+        ("c=32 throughput", recommend(base, 32).throughput, recommend(wide, 32).throughput, "/s"),
+    ]  # fmt: skip
+    return "\n".join(
+        f"- Recommend {name}: {b:.1f} {unit} with the demo encoder (dim 64), {w:.1f} {unit}"
+        f" with dim {dim} = {w / max(b, 1e-9):.2f}x"
+        for name, b, w, unit in rows
+    )
+
+
 def report(runs: list[Run], command: str) -> str:
     lines = [
         "| call | concurrency | requests/s | p50 ms | p95 ms | p99 ms | max ms | errors"
@@ -232,6 +289,12 @@ def main() -> None:
         help="a ranking parameter to set before measuring (repeatable)",
     )
     parser.add_argument(
+        "--compare-dim",
+        type=int,
+        default=None,
+        help="measure again with a user encoder this wide exported as the next version",
+    )
+    parser.add_argument(
         "--feedback-rate",
         type=float,
         default=0.0,
@@ -246,14 +309,28 @@ def main() -> None:
         triton_timeout_ms=1000,
     )
     stack = Stack(settings, simulate=False, dashboard=False)
+    wide: list[Run] = []
     try:
         stack.start()
         runs = asyncio.run(
             measure(stack.settings, args.users, args.seconds, params, args.feedback_rate)
         )
+        if args.compare_dim:
+            assert stack.settings.database_url is not None  # set by start()
+            database_url = stack.settings.database_url.get_secret_value()
+            version = asyncio.run(export_width(stack.settings, database_url, args.compare_dim))
+            print(f"serving user_encoder v{version} (dim {args.compare_dim})", flush=True)
+            wide = asyncio.run(
+                measure(stack.settings, args.users, args.seconds, params, args.feedback_rate)
+            )
     finally:
         stack.stop()
-    print(report(runs, "python -m benchmarks.recommend " + " ".join(sys.argv[1:])))
+    command = "python -m benchmarks.recommend " + " ".join(sys.argv[1:])
+    print(report(runs, command))
+    if wide:
+        print(f"\nWith a user encoder of dim {args.compare_dim}:\n")
+        print(report(wide, command))
+        print("\n" + compare_widths(runs, wide, args.compare_dim))
 
 
 if __name__ == "__main__":
