@@ -149,6 +149,21 @@ def leave_one_out(dataset: Dataset, phase: str) -> Split:
     )
 
 
+def with_targets_rarer_than(split: Split, dataset: Dataset, max_count: int) -> Split:
+    """The users of ``split`` whose target is in at most ``max_count`` training
+    interactions: where a model has to rely on content more than on co-occurrence."""
+    trained, _ = training_sequences(dataset)
+    counts = np.bincount(np.concatenate([*trained, np.zeros(0, np.int64)]),
+                         minlength=dataset.num_items + 1)  # fmt: skip
+    keep = np.flatnonzero(counts[split.targets] <= max_count)
+    return Split(
+        users=split.users[keep],
+        inputs=tuple(split.inputs[i] for i in keep),
+        input_types=tuple(split.input_types[i] for i in keep),
+        targets=split.targets[keep],
+    )
+
+
 def training_sequences(dataset: Dataset) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """What the model may learn from: every user's sequence without the last two items
     (validation and test targets); short users (< 3 interactions) entirely."""

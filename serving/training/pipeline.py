@@ -21,6 +21,8 @@ from serving.training.runs import Run
 
 POPULARITY = "popularity"
 EASE = "EASE"
+RARE_MAX = 100
+"""Test targets in at most this many training interactions are also reported apart."""
 
 
 @dataclass(frozen=True)
@@ -120,23 +122,33 @@ def compare(
     with_baselines: bool = True,
     ease_l2: float = 500.0,
     device: str = "cpu",
+    rare_max: int | None = RARE_MAX,
 ) -> Comparison:
-    """Every run and baseline on the test split (last item), ranked against all items."""
+    """Every run and baseline on the test split (last item), ranked against all items;
+    with ``rare_max``, each also on the users whose target is in at most that many
+    training interactions (rows named "... · rare targets")."""
     test = datasets.leave_one_out(dataset, "test")
-    reports: dict[str, evaluation.Report] = {}
+    rare = None if rare_max is None else datasets.with_targets_rarer_than(test, dataset, rare_max)
+    scorers: dict[str, evaluation.Scorer] = {}
     notes: list[str] = []
     for name, run in runs.items():
         aligned(run, dataset)
         table = trainer.content_table(run.content)
-        scorer = evaluation.ModelScorer(run.model, table, device)
-        reports[name] = evaluation.evaluate(scorer, test, dataset.num_items)
+        scorers[name] = evaluation.ModelScorer(run.model, table, device)
     if with_baselines:
-        reports[POPULARITY] = evaluation.evaluate(
-            baselines.Popularity(test.inputs, dataset.num_items), test, dataset.num_items
-        )
+        scorers[POPULARITY] = baselines.Popularity(test.inputs, dataset.num_items)
         if dataset.num_items <= baselines.EASE_MAX_ITEMS:
-            ease = baselines.EASE(test.inputs, dataset.num_items, l2=ease_l2)
-            reports[f"{EASE} (λ={ease_l2:g})"] = evaluation.evaluate(ease, test, dataset.num_items)
+            scorers[f"{EASE} (λ={ease_l2:g})"] = baselines.EASE(
+                test.inputs, dataset.num_items, l2=ease_l2
+            )
         else:
             notes.append(f"EASE skipped: {dataset.num_items} items > {baselines.EASE_MAX_ITEMS}")
+    reports = {name: evaluation.evaluate(s, test, dataset.num_items) for name, s in scorers.items()}
+    if rare is not None and len(rare.targets):
+        notes.append(
+            f"rare targets: the {len(rare.targets)} test users whose target is in at most"
+            f" {rare_max} training interactions"
+        )
+        for name, scorer in scorers.items():
+            reports[f"{name} · rare targets"] = evaluation.evaluate(scorer, rare, dataset.num_items)
     return Comparison(reports, notes)

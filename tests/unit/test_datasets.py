@@ -48,6 +48,20 @@ def test_leave_one_out_holds_out_the_last_two_items(tmp_path):
     assert [t.tolist() for t in train] == [[1, 2], [3, 1]]
 
 
+def test_rare_targets_are_those_in_few_training_interactions():
+    interactions = {
+        "a": [(0, "x", 1), (1, "y", 1), (2, "x", 1), (3, "z", 1)],  # test target z: 0 in training
+        "b": [(0, "y", 1), (1, "x", 1), (2, "z", 1), (3, "x", 1)],  # test target x: 3
+        "c": [(0, "x", 1), (1, "y", 1)],  # too short to evaluate; trains x and y
+    }
+    dataset = datasets.build_dataset("rare", interactions, {})
+    test = datasets.leave_one_out(dataset, "test")
+    rare = datasets.with_targets_rarer_than(test, dataset, max_count=2)
+    assert [dataset.users[u] for u in rare.users] == ["a"]
+    assert rare.inputs[0].tolist() == test.inputs[0].tolist() and rare.targets.tolist() == [3]
+    assert len(datasets.with_targets_rarer_than(test, dataset, max_count=3).targets) == 2
+
+
 def test_ml100k_sorts_by_time_and_decodes_latin1_genres(tmp_path):
     write(tmp_path / "u.data", "7\t2\t5\t300\n7\t1\t3\t100\n7\t3\t4\t200\n")
     flags = "|".join(["0"] * 19)

@@ -155,9 +155,8 @@ def test_train_then_eval_from_the_command_line(tmp_path, monkeypatch):
     )
     assert evaluated.exit_code == 0, evaluated.output
     results = json.loads((tmp_path / "r.json").read_text())["results"]
-    assert set(results) == {
-        "ours (content + ID)", "ours, ID-only (ablation)", "popularity", "EASE (λ=500)",
-    }  # fmt: skip
+    models = {"ours (content + ID)", "ours, ID-only (ablation)", "popularity", "EASE (λ=500)"}
+    assert set(results) == models | {f"{m} · rare targets" for m in models}
     assert all(0 <= r["HR@10"] <= 1 for r in results.values())
 
 
