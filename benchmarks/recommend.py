@@ -122,8 +122,16 @@ async def feedback_stream(
 
 
 async def measure(
-    settings: Settings, users: int, seconds: float, params: dict[str, object], feedback_rate: float
+    settings: Settings,
+    users: int,
+    seconds: float,
+    params: dict[str, object],
+    feedback_rate: float,
+    *,
+    seed_histories: bool = True,
 ) -> list[Run]:
+    """Every closed-loop run; ``seed_histories=False`` measures again on the histories
+    (and parameters) the first call left, so both calls encode the same lengths."""
     rng = random.Random(0)
     token = settings.admin_token.get_secret_value()
     async with AsyncRecsysClient(settings.grpc_target, token=token, timeout_s=10) as client:
@@ -137,7 +145,7 @@ async def measure(
                     break
                 await asyncio.sleep(0.05)
         catalogue = (await client.recommend("bench-probe", k=1000)).item_ids
-        for u in range(users):
+        for u in range(users if seed_histories else 0):
             picks = rng.sample(catalogue, HISTORY)
             await client.log_feedback([Event(i, "click", user_id=f"bench-{u}") for i in picks])
         encoders = TritonEncoders(settings.triton_grpc_url, timeout_ms=10_000)
@@ -178,7 +186,8 @@ async def measure(
 
 async def export_width(settings: Settings, database_url: str, dim: int) -> int:
     """A user encoder ``dim`` wide over the stack's catalogue as the next version, loaded
-    by Triton and served (Recommend reports it); returns the version."""
+    by Triton and served (Recommend for a user with a history reports it); returns the
+    version."""
     pool = await open_pool(database_url, 2)
     try:
         stored = [s for s in await item_store.items_changed_since(pool, None) if not s.deleted]
@@ -197,7 +206,7 @@ async def export_width(settings: Settings, database_url: str, dim: int) -> int:
     token = settings.admin_token.get_secret_value()
     async with AsyncRecsysClient(settings.grpc_target, token=token, timeout_s=10) as client:
         for _ in range(600):
-            if (await client.recommend("bench-probe", k=1)).model_version == str(version):
+            if (await client.recommend("bench-0", k=1)).model_version == str(version):
                 return version
             await asyncio.sleep(0.1)
     raise RuntimeError(f"Recommend never reported user_encoder v{version}")
@@ -321,8 +330,11 @@ def main() -> None:
             version = asyncio.run(export_width(stack.settings, database_url, args.compare_dim))
             print(f"serving user_encoder v{version} (dim {args.compare_dim})", flush=True)
             wide = asyncio.run(
-                measure(stack.settings, args.users, args.seconds, params, args.feedback_rate)
-            )
+                measure(
+                    stack.settings, args.users, args.seconds, {}, args.feedback_rate,
+                    seed_histories=False,
+                )
+            )  # fmt: skip
     finally:
         stack.stop()
     command = "python -m benchmarks.recommend " + " ".join(sys.argv[1:])

@@ -5,6 +5,7 @@ roll back to the version before it."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 import pytest
@@ -45,16 +46,37 @@ def test_export_serves_a_new_version_and_rollback_restores_the_last(
     )  # fmt: skip
     assert "validation NDCG@10" in trained
 
-    exported = recsys(platform, "export", "--run", str(run))
-    match = re.search(r"exported user_encoder v(\d+)", exported)
-    assert match, exported
-    version = match.group(1)
-    assert int(version) > int(before)
-    assert (platform.settings.model_repository / "user_encoder" / version / "weights.pt").exists()
-    served_version(client, version)
-    assert len(client.recommend("lifecycle-0", k=5).items) == 5
+    # Recommend keeps answering while Triton and the item index switch versions (the new
+    # model is 16 wide, the old one 64: a vector scored against the other version's item
+    # space was an INTERNAL error, and with equal widths would be silently wrong).
+    errors: list[Exception] = []
+    switching = threading.Event()
 
-    rolled = recsys(platform, "rollback")
-    assert f"rolled back user_encoder v{version}; now serving v{before}" in rolled
-    served_version(client, before)
-    assert not (platform.settings.model_repository / "user_encoder" / version).exists()
+    def recommend_meanwhile() -> None:
+        while not switching.is_set():
+            try:
+                client.recommend("lifecycle-1", k=5)
+            except Exception as error:
+                errors.append(error)
+
+    meanwhile = threading.Thread(target=recommend_meanwhile)
+    meanwhile.start()
+    try:
+        exported = recsys(platform, "export", "--run", str(run))
+        match = re.search(r"exported user_encoder v(\d+)", exported)
+        assert match, exported
+        version = match.group(1)
+        assert int(version) > int(before)
+        folder = platform.settings.model_repository / "user_encoder" / version
+        assert (folder / "weights.pt").exists()
+        served_version(client, version)
+        assert len(client.recommend("lifecycle-0", k=5).items) == 5
+
+        rolled = recsys(platform, "rollback")
+        assert f"rolled back user_encoder v{version}; now serving v{before}" in rolled
+        served_version(client, before)
+    finally:
+        switching.set()
+        meanwhile.join()
+    assert not errors, errors
+    assert not folder.exists()
