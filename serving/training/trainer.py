@@ -63,7 +63,8 @@ class TrainingOptions:
     device: str = "cpu"
     precision: str = "fp32"
     """"bf16": matrix products in bfloat16 under autocast (weights, softmax and the
-    optimizer stay fp32): faster on a GPU or a CPU with AVX512-BF16, slower elsewhere."""
+    optimizer stay fp32): faster on a GPU or a CPU with AVX512-BF16; without those it
+    can be slower."""
 
     def __post_init__(self) -> None:
         if self.loss not in LOSSES:
