@@ -26,13 +26,12 @@ from typing import Any
 
 import torch
 
+from benchmarks.quality.cost import HISTORY, serving_cost
 from serving.models.user_encoder import UserEncoderConfig
 from serving.training import pipeline, sources
 from serving.training.content import embed_items
 from serving.training.runs import save_run
 from serving.training.trainer import TrainingOptions
-
-from .cost import HISTORY, serving_cost
 
 MODELS = ("ours", "id-only", "baselines")
 # The defaults are the recipe of the recorded run, sized for one hour of one core of this
