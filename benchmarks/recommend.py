@@ -39,13 +39,13 @@ import numpy as np
 
 from serving.client import AsyncRecsysClient, Event
 from serving.config import Settings
-from serving.inference import repository
 from serving.inference.client import TritonEncoders
 from serving.models.user_encoder import UserEncoder, UserEncoderConfig
 from serving.stack import Stack, side_by_side_settings
 from serving.store import items as item_store
 from serving.store.db import open_pool
 from serving.training.export import export_user_encoder
+from serving.training.publish import reload_user_encoder
 
 CONCURRENCY = (1, 8, 32)
 HISTORY_LENGTH = 50  # the serving default (parameter history_length)
@@ -198,11 +198,7 @@ async def export_width(settings: Settings, database_url: str, dim: int) -> int:
         )  # fmt: skip
     finally:
         await pool.close()
-    encoders = TritonEncoders(settings.triton_grpc_url, timeout_ms=120_000)
-    try:
-        await encoders.load(repository.USER_ENCODER)
-    finally:
-        await encoders.close()
+    await reload_user_encoder(settings)
     token = settings.admin_token.get_secret_value()
     async with AsyncRecsysClient(settings.grpc_target, token=token, timeout_s=10) as client:
         for _ in range(600):

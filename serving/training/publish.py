@@ -25,7 +25,8 @@ LOAD_TIMEOUT_MS = 120_000
 RECORD_KEYS = ("dataset", "users", "items", "use_content", "best_epoch", "validation", "source")
 
 
-async def _reload(settings: Settings) -> None:
+async def reload_user_encoder(settings: Settings) -> None:
+    """Have Triton load the newest user_encoder version in the repository."""
     encoders = TritonEncoders(settings.triton_grpc_url, timeout_ms=LOAD_TIMEOUT_MS)
     try:
         await encoders.load(repository.USER_ENCODER)
@@ -52,7 +53,7 @@ def export_run(settings: Settings, database_url: str, run_folder: Path, *, load:
 
     version = asyncio.run(publish())
     if load:
-        asyncio.run(_reload(settings))
+        asyncio.run(reload_user_encoder(settings))
     return version
 
 
@@ -72,5 +73,5 @@ def rollback_version(settings: Settings, *, load: bool) -> tuple[int, int]:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
     shutil.move(target / repository.USER_ENCODER / str(newest), archive / f"{newest}-{stamp}")
     if load:
-        asyncio.run(_reload(settings))
+        asyncio.run(reload_user_encoder(settings))
     return newest, on_disk[-2]
