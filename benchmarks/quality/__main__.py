@@ -4,7 +4,8 @@
 
 Loads the dataset (any format ``recsys train --data`` reads), embeds item text with
 MiniLM in-process, trains our user encoder (learned ID + projected content embeddings)
-and its ID-only ablation with the same recipe, fits popularity and EASE, and reports
+and its ID-only ablation with the same recipe, fits popularity, EASE and content
+similarity, and reports
 HR@10/20, NDCG@10/20 and catalogue coverage on the test items (last item per user,
 all items ranked, seen items removed), with training time, peak memory and what
 each trained encoder costs to serve (``cost.py``).
@@ -12,6 +13,11 @@ each trained encoder costs to serve (``cost.py``).
 ``--models`` picks a subset; ``--json`` saves a part and ``--merge`` joins parts into
 one table, so the two trainings can run as two processes side by side (same figures,
 half the wall time on a 2-core machine).
+
+``--cold-items 0.1`` asks what content is for instead: a seeded tenth of the catalogue
+plays items new since training (every interaction with them removed from training, no
+learned embedding when scored, as the orchestrator serves them), and the table is the
+test users whose target is one of them, against content similarity.
 """
 
 from __future__ import annotations
@@ -30,13 +36,14 @@ from benchmarks.quality.cost import HISTORY, serving_cost
 from serving.models.user_encoder import UserEncoderConfig
 from serving.training import pipeline, sources
 from serving.training.content import embed_items
+from serving.training.datasets import cold_items
 from serving.training.runs import save_run
 from serving.training.trainer import TrainingOptions
 
 MODELS = ("ours", "id-only", "baselines")
 # The defaults are the recipe of the recorded run, sized for one hour of one core of this
-# 2-core machine (see benchmarks/RESULTS.md); on a GPU add --device cuda (--precision
-# bf16 there) and more --epochs.
+# 2-core machine (see benchmarks/RESULTS.md; bf16 autocast needs AVX512-BF16 or AMX to be
+# faster than fp32 on a CPU); on a GPU add --device cuda and more --epochs.
 NAMES = {"ours": "ours (MiniLM content + ID)", "id-only": "ours, ID-only (ablation)"}
 
 
@@ -47,11 +54,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--max-len", type=int, default=200)
     parser.add_argument("--dim", type=int, default=128)
     parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--heads", type=int, default=1)
-    parser.add_argument("--dropout", type=float, default=0.2)
+    parser.add_argument("--heads", type=int, default=2)
+    parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--attention-dropout", type=float, default=0.0)
-    parser.add_argument("--epochs", type=int, default=32)
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--epochs", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--schedule", default="cosine")
     parser.add_argument("--loss", default="full", help="full or sampled")
@@ -61,7 +68,11 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--ease-l2", type=float, default=500.0)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--precision", default="fp32", help="fp32 or bf16 (autocast)")
+    parser.add_argument("--precision", default="bf16", help="fp32 or bf16 (autocast)")
+    parser.add_argument(
+        "--cold-items", type=float, default=None, metavar="FRACTION",
+        help="evaluate on items held out of training (new items) instead",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--cache", type=Path, default=Path(".state/cache"))
     parser.add_argument("--runs", type=Path, default=None, help="save trained runs here")
@@ -81,6 +92,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     dataset = sources.load_movielens(args.data)
     started = time.perf_counter()
     content = embed_items(dataset, args.cache)
+    cold = None if args.cold_items is None else cold_items(dataset, args.cold_items, args.seed)
     config = UserEncoderConfig(
         num_items=dataset.num_items, dim=args.dim, max_len=args.max_len, layers=args.layers,
         heads=args.heads, dropout=args.dropout, attention_dropout=args.attention_dropout,
@@ -99,16 +111,25 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 epoch=lambda e, loss: print(f"  epoch {e}: loss {loss:.4f}", flush=True),
                 validation=lambda e, s: print(f"  epoch {e}: valid NDCG@10 {s:.4f}", flush=True),
             )
-            trained = pipeline.train_run(
-                dataset, content, config, options, use_content=model == "ours", hooks=hooks
-            )
+            use_content = model == "ours"
+            if cold is None:
+                trained = pipeline.train_run(
+                    dataset, content, config, options, use_content=use_content, hooks=hooks
+                )
+            else:
+                trained = pipeline.train_cold(
+                    dataset, cold, content, config, options, use_content=use_content, hooks=hooks
+                )
             runs[NAMES[model]] = trained
             if args.runs:
                 save_run(args.runs / model, trained)
-    comparison = pipeline.compare(
-        dataset, runs, with_baselines="baselines" in wanted, ease_l2=args.ease_l2,
-        device=args.device,
-    )  # fmt: skip
+    if cold is None:
+        comparison = pipeline.compare(
+            dataset, runs, with_baselines="baselines" in wanted, ease_l2=args.ease_l2,
+            device=args.device, content=content,
+        )  # fmt: skip
+    else:
+        comparison = pipeline.compare_cold(dataset, cold, runs, content, device=args.device)
     inference = {name: serving_cost(run.model) for name, run in runs.items()}
     training = {
         name: {k: r.record[k] for k in ("best_epoch", "epochs_run", "stopped", "train_seconds",

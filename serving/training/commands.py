@@ -231,7 +231,8 @@ def evaluate(
     threads: ThreadsOpt = None,
 ) -> None:
     """Leave-one-out test metrics (all items ranked, seen items removed) of a run, its
-    ID-only ablation and the popularity and EASE baselines: a table, then JSON."""
+    ID-only ablation and the popularity, EASE and content-similarity baselines: a table,
+    then JSON."""
     from serving.models.user_encoder import UserEncoderConfig
     from serving.training.pipeline import compare
     from serving.training.runs import load_run
@@ -253,7 +254,8 @@ def evaluate(
             options = TrainingOptions(**ours.record["options"])
             config = UserEncoderConfig(**ours.model.config.to_dict())  # type: ignore[arg-type]
             runs["ours, ID-only (ablation)"] = _train(dataset, ours.content, config, options, False)
-    result = compare(dataset, runs, ease_l2=ease_l2, device=device)
+    content = ours.content if ours.record["use_content"] else None
+    result = compare(dataset, runs, ease_l2=ease_l2, device=device, content=content)
     print_report(result, dataset.summary())
     payload = report_json(result, dataset.summary(), {n: r.record for n, r in runs.items()})
     text = json.dumps(payload, indent=2)

@@ -9,7 +9,7 @@ positions in the catalogue, so 0 can mean padding, as in the user encoder.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -155,12 +155,44 @@ def with_targets_rarer_than(split: Split, dataset: Dataset, max_count: int) -> S
     trained, _ = training_sequences(dataset)
     counts = np.bincount(np.concatenate([*trained, np.zeros(0, np.int64)]),
                          minlength=dataset.num_items + 1)  # fmt: skip
-    keep = np.flatnonzero(counts[split.targets] <= max_count)
+    return _users(split, np.flatnonzero(counts[split.targets] <= max_count))
+
+
+def with_targets_in(split: Split, items: np.ndarray) -> Split:
+    """The users of ``split`` whose target is one of ``items`` (tokens)."""
+    return _users(split, np.flatnonzero(np.isin(split.targets, items)))
+
+
+def _users(split: Split, keep: np.ndarray) -> Split:
     return Split(
         users=split.users[keep],
         inputs=tuple(split.inputs[i] for i in keep),
         input_types=tuple(split.input_types[i] for i in keep),
         targets=split.targets[keep],
+    )
+
+
+def cold_items(dataset: Dataset, fraction: float, seed: int = 0) -> np.ndarray:
+    """A seeded random ``fraction`` of the catalogue (sorted tokens) to play new items."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"the fraction of cold items must be in (0, 1), not {fraction}")
+    count = max(1, round(fraction * dataset.num_items))
+    chosen = np.random.default_rng(seed).choice(dataset.num_items, count, replace=False)
+    return np.sort(chosen + 1).astype(np.int64)
+
+
+def without_items(dataset: Dataset, items: np.ndarray) -> Dataset:
+    """The dataset as it was before ``items`` (tokens) existed: every interaction with
+    them removed, the catalogue unchanged (so tokens still line up)."""
+    keep = [~np.isin(sequence, items) for sequence in dataset.sequences]
+    types = None
+    if dataset.event_types is not None:
+        types = tuple(t[k] for t, k in zip(dataset.event_types, keep, strict=True))
+    return replace(
+        dataset,
+        name=f"{dataset.name} without {len(items)} items",
+        sequences=tuple(s[k] for s, k in zip(dataset.sequences, keep, strict=True)),
+        event_types=types,
     )
 
 

@@ -21,6 +21,7 @@ from serving.training.runs import Run
 
 POPULARITY = "popularity"
 EASE = "EASE"
+CONTENT = "content similarity"
 RARE_MAX = 100
 """Test targets in at most this many training interactions are also reported apart."""
 
@@ -115,6 +116,17 @@ def aligned(run: Run, dataset: datasets.Dataset) -> None:
         )
 
 
+def model_scorers(
+    dataset: datasets.Dataset, runs: dict[str, Run], device: str
+) -> dict[str, evaluation.Scorer]:
+    scorers: dict[str, evaluation.Scorer] = {}
+    for name, run in runs.items():
+        aligned(run, dataset)
+        table = trainer.content_table(run.content)
+        scorers[name] = evaluation.ModelScorer(run.model, table, device)
+    return scorers
+
+
 def compare(
     dataset: datasets.Dataset,
     runs: dict[str, Run],
@@ -123,18 +135,18 @@ def compare(
     ease_l2: float = 500.0,
     device: str = "cpu",
     rare_max: int | None = RARE_MAX,
+    content: np.ndarray | None = None,
 ) -> Comparison:
     """Every run and baseline on the test split (last item), ranked against all items;
     with ``rare_max``, each also on the users whose target is in at most that many
-    training interactions (rows named "... · rare targets")."""
+    training interactions (rows named "... · rare targets"). With ``content`` (the item
+    embeddings), content similarity is one of the baselines."""
     test = datasets.leave_one_out(dataset, "test")
     rare = None if rare_max is None else datasets.with_targets_rarer_than(test, dataset, rare_max)
-    scorers: dict[str, evaluation.Scorer] = {}
+    scorers = model_scorers(dataset, runs, device)
     notes: list[str] = []
-    for name, run in runs.items():
-        aligned(run, dataset)
-        table = trainer.content_table(run.content)
-        scorers[name] = evaluation.ModelScorer(run.model, table, device)
+    if with_baselines and content is not None:
+        scorers[CONTENT] = baselines.ContentSimilarity(content)
     if with_baselines:
         scorers[POPULARITY] = baselines.Popularity(test.inputs, dataset.num_items)
         if dataset.num_items <= baselines.EASE_MAX_ITEMS:
@@ -152,3 +164,49 @@ def compare(
         for name, scorer in scorers.items():
             reports[f"{name} · rare targets"] = evaluation.evaluate(scorer, rare, dataset.num_items)
     return Comparison(reports, notes)
+
+
+def train_cold(
+    dataset: datasets.Dataset,
+    cold: np.ndarray,
+    content: np.ndarray,
+    config: UserEncoderConfig,
+    options: trainer.TrainingOptions,
+    *,
+    use_content: bool = True,
+    hooks: Hooks = Hooks(),
+) -> Run:
+    """Train as if the ``cold`` items (tokens) did not exist yet, then give them what
+    serving gives items newer than the model: no learned embedding, content only."""
+    run = train_run(
+        datasets.without_items(dataset, cold), content, config, options,
+        use_content=use_content, hooks=hooks, record={"cold_items": cold.tolist()},
+    )  # fmt: skip
+    with torch.no_grad():
+        run.model.item_embedding.weight[torch.from_numpy(cold)] = 0.0
+    return run
+
+
+def compare_cold(
+    dataset: datasets.Dataset,
+    cold: np.ndarray,
+    runs: dict[str, Run],
+    content: np.ndarray,
+    *,
+    device: str = "cpu",
+) -> Comparison:
+    """Runs from ``train_cold`` on the test users whose target is a cold item (rows named
+    "... · cold items"), with content similarity as the baseline: popularity and EASE
+    cannot rank an item nobody has interacted with."""
+    split = datasets.with_targets_in(datasets.leave_one_out(dataset, "test"), cold)
+    scorers = model_scorers(dataset, runs, device)
+    scorers[CONTENT] = baselines.ContentSimilarity(content)
+    reports = {
+        f"{name} · cold items": evaluation.evaluate(scorer, split, dataset.num_items)
+        for name, scorer in scorers.items()
+    }
+    note = (
+        f"cold items: {len(cold)} items ({len(cold) / dataset.num_items:.0%} of the catalogue)"
+        f" never seen in training; the {len(split.targets)} test users whose target is one"
+    )
+    return Comparison(reports, [note])

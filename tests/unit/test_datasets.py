@@ -187,3 +187,21 @@ def test_build_dataset_carries_known_content_by_item():
     )
     assert dataset.content is not None
     assert dataset.content[dataset.item_ids.index("a")].tolist() == [1, 1, 1]
+
+
+def test_cold_items_are_a_seeded_fraction_removed_from_every_sequence():
+    interactions = {
+        "a": [(0, "x", 1), (1, "y", 3), (2, "z", 1), (3, "y", 1)],
+        "b": [(0, "z", 1), (1, "x", 1)],
+    }
+    dataset = datasets.build_dataset("cold", interactions, {"x": "", "y": "", "z": ""})
+    cold = datasets.cold_items(dataset, 0.34, seed=5)
+    assert len(cold) == 1 and cold.tolist() == datasets.cold_items(dataset, 0.34, seed=5).tolist()
+    warm = datasets.without_items(dataset, np.array([2]))  # token 2 is "y"
+    assert warm.item_ids == dataset.item_ids  # tokens still line up
+    assert [s.tolist() for s in warm.sequences] == [[1, 3], [3, 1]]
+    assert [t.tolist() for t in warm.event_types] == [[1, 1], [1, 1]]  # y's DISLIKE went with it
+    test = datasets.leave_one_out(dataset, "test")
+    assert datasets.with_targets_in(test, np.array([2])).targets.tolist() == [2]
+    with pytest.raises(ValueError, match="fraction"):
+        datasets.cold_items(dataset, 1.0)

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from serving.training.baselines import EASE, Popularity
+from serving.training.baselines import EASE, ContentSimilarity, Popularity
 from serving.training.datasets import Split
 from serving.training.evaluation import evaluate, metrics_from_ranks, ranks, top_k
 
@@ -80,3 +80,13 @@ def test_popularity_and_ease_score_as_defined():
     # Item 2 co-occurs with item 1 more than item 3 does, so a user of item 1 gets 2 first.
     scores = ease.scores([np.array([1])], [None])[0]
     assert scores[1] > scores[2]
+
+
+def test_content_similarity_scores_the_cosine_to_the_recent_items_mean():
+    content = np.array([[1.0, 0.0], [0.0, 2.0], [1.0, 1.0]], np.float32)
+    scorer = ContentSimilarity(content, recent=2)
+    # The last two items (2 and 3) average to (0.35, 0.85) after normalising.
+    profile = (np.array([0.0, 1.0]) + np.array([1.0, 1.0]) / np.sqrt(2)) / 2
+    expected = np.array([[1.0, 0.0], [0.0, 1.0], [1 / np.sqrt(2)] * 2]) @ profile
+    assert np.allclose(scorer.scores([np.array([1, 2, 3])], [None])[0], expected, atol=1e-6)
+    assert not scorer.scores([np.array([], np.int64)], [None]).any()  # no history, no signal
