@@ -142,6 +142,10 @@ def train(
     attention_dropout: Annotated[
         float | None, typer.Option(help="Dropout on attention weights (default: --dropout).")
     ] = None,
+    id_dropout: Annotated[
+        float,
+        typer.Option(help="Share of items seen by content alone in training (for new items)."),
+    ] = 0.0,
     epochs: Annotated[int, typer.Option(help="At most this many epochs.")] = 200,
     batch_size: Annotated[
         int, typer.Option(help="Users per step: small batches learn more per epoch.")
@@ -184,7 +188,7 @@ def train(
     embeddings = _content(dataset)
     config = UserEncoderConfig(
         num_items=dataset.num_items, dim=dim, max_len=max_len, layers=layers, heads=heads,
-        dropout=dropout, attention_dropout=attention_dropout,
+        dropout=dropout, attention_dropout=attention_dropout, id_dropout=id_dropout,
     )  # fmt: skip
     run = _train(dataset, embeddings, config, options, content)
     run.record["source"] = source.describe()

@@ -108,3 +108,16 @@ def test_attention_dropout_defaults_to_dropout_and_can_be_switched_off():
     off = UserEncoder(UserEncoderConfig(num_items=5, dropout=0.3, attention_dropout=0.0))
     assert [b.attention_dropout for b in inherits.blocks] == [0.3, 0.3]
     assert [b.attention_dropout for b in off.blocks] == [0.0, 0.0]
+
+
+def test_id_dropout_leaves_items_to_their_content_in_training_only():
+    torch.manual_seed(0)
+    model = UserEncoder(UserEncoderConfig(num_items=50, dim=8, id_dropout=0.5))
+    ids = torch.arange(1, 51).repeat(20)
+    content = torch.randn(len(ids), 384)
+    projected = model.content_projection(content)
+    model.train()
+    by_content = (model.item_vectors(ids, content) - projected).abs().sum(-1) == 0
+    assert 0.4 < by_content.float().mean() < 0.6  # about half lost their learned embedding
+    model.eval()
+    assert torch.equal(model.item_vectors(ids, content), model.item_embedding(ids) + projected)
