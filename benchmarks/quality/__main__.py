@@ -5,10 +5,9 @@
 Loads the dataset (any format ``recsys train --data`` reads), embeds item text with
 MiniLM in-process, trains our user encoder (learned ID + projected content embeddings)
 and its ID-only ablation with the same recipe, fits popularity, EASE and content
-similarity, and reports
-HR@10/20, NDCG@10/20 and catalogue coverage on the test items (last item per user,
-all items ranked, seen items removed), with training time, peak memory and what
-each trained encoder costs to serve (``cost.py``).
+similarity, and reports HR@10/20, NDCG@10/20 and catalogue coverage on the test items
+(last item per user, all items ranked, seen items removed), with training time, peak
+memory and what each trained encoder costs to serve (``cost.py``).
 
 ``--models`` picks a subset; ``--json`` saves a part and ``--merge`` joins parts into
 one table, so the two trainings can run as two processes side by side (same figures,

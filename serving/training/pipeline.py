@@ -145,9 +145,9 @@ def compare(
     rare = None if rare_max is None else datasets.with_targets_rarer_than(test, dataset, rare_max)
     scorers = model_scorers(dataset, runs, device)
     notes: list[str] = []
-    if with_baselines and content is not None:
-        scorers[CONTENT] = baselines.ContentSimilarity(content)
     if with_baselines:
+        if content is not None:
+            scorers[CONTENT] = baselines.ContentSimilarity(content)
         scorers[POPULARITY] = baselines.Popularity(test.inputs, dataset.num_items)
         if dataset.num_items <= baselines.EASE_MAX_ITEMS:
             scorers[f"{EASE} (λ={ease_l2:g})"] = baselines.EASE(
