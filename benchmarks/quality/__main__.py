@@ -112,15 +112,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 epoch=lambda e, loss: print(f"  epoch {e}: loss {loss:.4f}", flush=True),
                 validation=lambda e, s: print(f"  epoch {e}: valid NDCG@10 {s:.4f}", flush=True),
             )
-            use_content = model == "ours"
-            if cold is None:
-                trained = pipeline.train_run(
-                    dataset, content, config, options, use_content=use_content, hooks=hooks
-                )
-            else:
-                trained = pipeline.train_cold(
-                    dataset, cold, content, config, options, use_content=use_content, hooks=hooks
-                )
+            trained = pipeline.train_run(
+                dataset, content, config, options, use_content=model == "ours", hooks=hooks,
+                cold=cold,
+            )  # fmt: skip
             runs[NAMES[model]] = trained
             if args.runs:
                 save_run(args.runs / model, trained)

@@ -48,10 +48,18 @@ def train_run(
     use_content: bool = True,
     hooks: Hooks = Hooks(),
     record: dict[str, object] | None = None,
+    cold: np.ndarray | None = None,
 ) -> Run:
     """Train on every user's sequence but the last two items, with early stopping on
     validation NDCG@10 (target: the second-to-last item). ``use_content=False`` trains
-    the ID-only ablation (the content input is zero)."""
+    the ID-only ablation (the content input is zero).
+
+    ``cold`` (tokens): train as if those items did not exist yet, then give them what
+    serving gives items newer than the model: no learned embedding, content only.
+    """
+    if cold is not None:
+        dataset = datasets.without_items(dataset, cold)
+        record = {**(record or {}), "cold_items": cold.tolist()}
     started = time.perf_counter()
     used = content if use_content else np.zeros_like(content)
     table = trainer.content_table(used)
@@ -78,6 +86,9 @@ def train_run(
         # orchestrator passes the real MiniLM vectors), as it did in training.
         with torch.no_grad():
             model.content_projection.weight.zero_()
+    if cold is not None:
+        with torch.no_grad():
+            model.item_embedding.weight[torch.from_numpy(cold)] = 0.0
     seconds = time.perf_counter() - started
     return Run(
         model=model,
@@ -166,27 +177,6 @@ def compare(
     return Comparison(reports, notes)
 
 
-def train_cold(
-    dataset: datasets.Dataset,
-    cold: np.ndarray,
-    content: np.ndarray,
-    config: UserEncoderConfig,
-    options: trainer.TrainingOptions,
-    *,
-    use_content: bool = True,
-    hooks: Hooks = Hooks(),
-) -> Run:
-    """Train as if the ``cold`` items (tokens) did not exist yet, then give them what
-    serving gives items newer than the model: no learned embedding, content only."""
-    run = train_run(
-        datasets.without_items(dataset, cold), content, config, options,
-        use_content=use_content, hooks=hooks, record={"cold_items": cold.tolist()},
-    )  # fmt: skip
-    with torch.no_grad():
-        run.model.item_embedding.weight[torch.from_numpy(cold)] = 0.0
-    return run
-
-
 def compare_cold(
     dataset: datasets.Dataset,
     cold: np.ndarray,
@@ -195,7 +185,7 @@ def compare_cold(
     *,
     device: str = "cpu",
 ) -> Comparison:
-    """Runs from ``train_cold`` on the test users whose target is a cold item (rows named
+    """Runs trained with ``cold`` on the test users whose target is a cold item (rows named
     "... · cold items"), with content similarity as the baseline: popularity and EASE
     cannot rank an item nobody has interacted with."""
     split = datasets.with_targets_in(datasets.leave_one_out(dataset, "test"), cold)

@@ -147,8 +147,8 @@ def test_new_items_are_recommended_from_their_content_alone():
     cold = datasets.cold_items(dataset, 0.25, seed=0)
     options = trainer.TrainingOptions(epochs=4, batch_size=16, lr=1e-2, seed=0)
     runs = {
-        name: pipeline.train_cold(dataset, cold, content, small(num_items=60), options,
-                                  use_content=name == "ours")
+        name: pipeline.train_run(dataset, content, small(num_items=60), options,
+                                 use_content=name == "ours", cold=cold)
         for name in ("ours", "ID-only")
     }  # fmt: skip
     assert 0 < runs["ours"].record["interactions"] < dataset.num_interactions  # trained without
