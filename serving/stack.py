@@ -285,7 +285,10 @@ class Stack:
             try:
                 self._check_children()
             except RuntimeError:
-                if not stop["signal"]:  # a child that stopped on the same Ctrl-C is no failure
+                # A child that stopped on the same Ctrl-C is no failure; this process's own
+                # signal handler may run a moment after that child's exit is seen.
+                time.sleep(0.5)
+                if not stop["signal"]:
                     raise
             time.sleep(0.5)
 
