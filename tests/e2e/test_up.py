@@ -144,5 +144,5 @@ def test_up_runs_everything_and_stops_cleanly(tmp_path: Path):
         output = printed.read_until("Ctrl-C stops everything", 300)
         assert "seeded" not in output and "exported" not in output
     finally:
-        ctrl_c(process, printed)
-    assert process.returncode == 0
+        output = ctrl_c(process, printed)
+    assert process.returncode == 0, output
