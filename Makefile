@@ -13,7 +13,8 @@ PROTOS := $(wildcard protos/recsys/v1/*.proto)
 run: install
 	$(VENV)/bin/recsys up
 
-test: install deploy-tools chromium
+# lint first: the layer contracts, ruff and mypy are part of the suite.
+test: install deploy-tools chromium lint
 	$(PY) -m pytest
 
 # The dashboard's browser test (tests/e2e/test_dashboard_browser.py) drives Debian's
@@ -44,7 +45,9 @@ proto: | $(PY)
 		--grpc_python_out=build/proto $(PROTOS)
 	touch build/proto/recsys/__init__.py build/proto/recsys/v1/__init__.py build/proto/recsys/py.typed
 
+# import-linter checks the layer contracts declared in pyproject.toml ([tool.importlinter]).
 lint: install
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy

@@ -31,10 +31,10 @@ import psycopg
 
 from dashboard.queries import catalogue, embeddings, engagement, experiments, parameters, system
 from dashboard.queries import users as user_queries
-from serving.domain import EventType
-from serving.store import rollups
-from serving.store.db import migrate, open_pool, start_embedded
-from serving.store.partitions import ensure_event_partitions, month_start
+from serving.adapters.postgres import rollups
+from serving.adapters.postgres.db import migrate, open_pool, start_embedded
+from serving.adapters.postgres.partitions import ensure_event_partitions, month_start
+from serving.core.domain import EventType
 
 TARGET_MS = 300.0
 IMPRESSIONS_PER_LIST = 10

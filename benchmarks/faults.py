@@ -11,9 +11,9 @@ import signal
 import time
 from urllib.parse import parse_qs, urlsplit
 
-from serving.inference import tritonserver
+from serving.adapters.postgres.db import pg_ctl
+from serving.adapters.triton import tritonserver
 from serving.stack import Child, Stack
-from serving.store.db import pg_ctl
 
 
 def _child(stack: Stack, name: str) -> Child:

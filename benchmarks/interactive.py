@@ -24,15 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.adapters.postgres import items as item_store
+from serving.adapters.postgres.db import open_pool
+from serving.adapters.triton.client import TritonEncoders
 from serving.client import AsyncRecsysClient, Event
 from serving.config import Settings
-from serving.domain import EventType, Item
-from serving.inference.client import TritonEncoders
-from serving.inference.repository import USER_ENCODER
+from serving.core.domain import USER_ENCODER, EventType, Item
 from serving.models.user_encoder import UserEncoderConfig
 from serving.stack import Stack, side_by_side_settings
-from serving.store import items as item_store
-from serving.store.db import open_pool
 from serving.training.export import export_user_encoder
 from serving.training.trainer import train_user_encoder
 

@@ -45,11 +45,11 @@ from recsys.v1 import recsys_pb2 as pb
 
 from benchmarks import faults
 from benchmarks.recommend import Run
+from serving.adapters.postgres.db import open_pool
+from serving.adapters.postgres.feedback import record_feedback
 from serving.client.types import backoff_delays
-from serving.domain import EventType, FeedbackEvent
+from serving.core.domain import EventType, FeedbackEvent
 from serving.stack import Stack, side_by_side_settings
-from serving.store.db import open_pool
-from serving.store.feedback import record_feedback
 
 LOG_FEEDBACK = "/recsys.v1.Recommender/LogFeedback"
 RECOMMEND = "/recsys.v1.Recommender/Recommend"

@@ -37,13 +37,13 @@ from pathlib import Path
 import grpc
 import numpy as np
 
+from serving.adapters.postgres import items as item_store
+from serving.adapters.postgres.db import open_pool
+from serving.adapters.triton.client import TritonEncoders
 from serving.client import AsyncRecsysClient, Event
 from serving.config import Settings
-from serving.inference.client import TritonEncoders
 from serving.models.user_encoder import UserEncoder, UserEncoderConfig
 from serving.stack import Stack, side_by_side_settings
-from serving.store import items as item_store
-from serving.store.db import open_pool
 from serving.training.export import export_user_encoder
 from serving.training.publish import reload_user_encoder
 

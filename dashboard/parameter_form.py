@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 from pydantic.fields import FieldInfo
 
-from serving.ranking.parameters import Parameters
+from serving.core.parameters import Parameters
 
 
 def _bounds(field: FieldInfo) -> tuple[float | None, float | None]:

@@ -7,7 +7,7 @@ import os
 from alembic import context
 from sqlalchemy import create_engine, pool
 
-from serving.store.db import sqlalchemy_url
+from serving.adapters.postgres.db import sqlalchemy_url
 
 
 def database_url() -> str:

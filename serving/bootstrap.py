@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 from psycopg_pool import AsyncConnectionPool
 
-from serving.domain import Item
-from serving.inference import repository
-from serving.inference.client import TritonEncoders
+from serving.adapters.postgres import items as item_store
+from serving.adapters.triton import repository
+from serving.adapters.triton.client import TritonEncoders
+from serving.core.domain import Item
 from serving.models.user_encoder import UserEncoderConfig
-from serving.store import items as item_store
 from serving.training.export import export_user_encoder
 from serving.training.trainer import train_user_encoder
 

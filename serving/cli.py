@@ -61,7 +61,7 @@ def migrate(
     downgrade: Annotated[bool, typer.Option(help="Downgrade to the revision.")] = False,
 ) -> None:
     """Apply the Alembic migrations to RECSYS_DATABASE_URL."""
-    from serving.store.db import migrate as run
+    from serving.adapters.postgres.db import migrate as run
 
     run(_database_url(_settings()), revision, downgrade=downgrade)
 
@@ -72,7 +72,7 @@ def prepare_models(
     out: Annotated[Path | None, typer.Option(help="Repository folder.")] = None,
 ) -> None:
     """Render the model repository (configs for KIND, adapters) without touching weights."""
-    from serving.inference.repository import prepare_repository
+    from serving.adapters.triton.repository import prepare_repository
 
     settings = _settings()
     target = out or settings.model_repository
@@ -90,9 +90,9 @@ def bootstrap_model(
     A cold-start model: trained on synthetic histories over the catalogue's categories
     (needs the catalogue in RECSYS_DATABASE_URL). Retrain on logged events once they exist.
     """
+    from serving.adapters.postgres.db import open_pool
+    from serving.adapters.triton.client import TritonEncoders
     from serving.bootstrap import train_demo_user_encoder
-    from serving.inference.client import TritonEncoders
-    from serving.store.db import open_pool
 
     settings = _settings()
     url = _database_url(settings)

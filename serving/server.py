@@ -1,4 +1,5 @@
-"""The gRPC server: wiring, health, reflection, metrics, graceful shutdown."""
+"""The gRPC server: the one place that wires adapters, use cases and the API together;
+health, reflection, metrics, graceful shutdown."""
 
 from __future__ import annotations
 
@@ -18,6 +19,18 @@ from psycopg_pool import AsyncConnectionPool
 from recsys.v1 import recsys_pb2 as pb
 from recsys.v1 import recsys_pb2_grpc as pb_grpc
 
+from serving.adapters.postgres.artifacts import PostgresItemSpaces
+from serving.adapters.postgres.db import open_pool, resolve_database_url
+from serving.adapters.postgres.experiments import PostgresExperiments
+from serving.adapters.postgres.feedback import PostgresFeedback
+from serving.adapters.postgres.impressions import ImpressionWriter
+from serving.adapters.postgres.items import PostgresItems
+from serving.adapters.postgres.listen import NotificationListener
+from serving.adapters.postgres.logged import PostgresLoggedLists
+from serving.adapters.postgres.parameters import CHANNEL, PostgresParameters
+from serving.adapters.postgres.partitions import ensure_event_partitions
+from serving.adapters.postgres.rollups import RollupRefresher
+from serving.adapters.triton.client import TritonEncoders
 from serving.api.interceptors import (
     AdminAuthInterceptor,
     ErrorInterceptor,
@@ -25,17 +38,14 @@ from serving.api.interceptors import (
 )
 from serving.api.ratelimit import TokenBuckets
 from serving.api.servicers import AdminServicer, RecommenderServicer
+from serving.app.admin import AdminService
+from serving.app.feedback import FeedbackService
+from serving.app.items import ItemService
+from serving.app.preview import PreviewService
+from serving.app.recommender import RecommenderService
+from serving.app.sync import IndexSync, ParameterCache
 from serving.config import Settings
-from serving.inference.client import TritonEncoders
-from serving.ranking.admin import AdminService
-from serving.ranking.index import ItemIndex
-from serving.ranking.preview import ParameterPreview
-from serving.ranking.service import RecommenderService
-from serving.ranking.sync import IndexSync, ParameterCache
-from serving.store.db import open_pool, resolve_database_url
-from serving.store.impressions import ImpressionWriter
-from serving.store.partitions import ensure_event_partitions
-from serving.store.rollups import RollupRefresher
+from serving.core.index import ItemIndex
 
 log = logging.getLogger(__name__)
 SERVICE_NAMES = (
@@ -44,11 +54,18 @@ SERVICE_NAMES = (
 )
 
 
+@dataclass(frozen=True)
+class Services:
+    """The use cases the API serves."""
+
+    recommender: RecommenderService
+    feedback: FeedbackService
+    items: ItemService
+    admin: AdminService
+
+
 def create_server(
-    settings: Settings,
-    recommender: RecommenderService,
-    admin: AdminService,
-    health_servicer: health.aio.HealthServicer,
+    settings: Settings, services: Services, health_servicer: health.aio.HealthServicer
 ) -> grpc.aio.Server:
     """A gRPC server with every service registered, bound to the configured port."""
     server = grpc.aio.server(
@@ -64,8 +81,10 @@ def create_server(
             ("grpc.max_send_message_length", settings.max_message_bytes),
         ],
     )
-    pb_grpc.add_RecommenderServicer_to_server(RecommenderServicer(recommender), server)
-    pb_grpc.add_AdminServicer_to_server(AdminServicer(admin), server)
+    pb_grpc.add_RecommenderServicer_to_server(
+        RecommenderServicer(services.recommender, services.feedback, services.items), server
+    )
+    pb_grpc.add_AdminServicer_to_server(AdminServicer(services.admin), server)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
         (*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server
@@ -87,11 +106,10 @@ class Platform:
 
     pool: AsyncConnectionPool
     encoders: TritonEncoders
-    parameters: ParameterCache
+    listener: NotificationListener
     index_sync: IndexSync
     impressions: ImpressionWriter
-    recommender: RecommenderService
-    admin: AdminService
+    services: Services
     rollups: RollupRefresher
 
     @classmethod
@@ -100,10 +118,16 @@ class Platform:
         pool = await open_pool(url, settings.db_pool_size)
         await ensure_event_partitions(pool, datetime.now(UTC))
         encoders = TritonEncoders(settings.triton_grpc_url, settings.triton_timeout_ms)
-        parameters = ParameterCache(pool, url)
-        await parameters.start()
+        parameter_store, experiments = PostgresParameters(pool), PostgresExperiments(pool)
+        parameters = ParameterCache(parameter_store, experiments)
+        await parameters.reload()
+        listener = NotificationListener(url, CHANNEL, parameters.reload)
+        listener.start()
         index = ItemIndex()
-        index_sync = IndexSync(pool, index, encoders, settings.index_refresh_s)
+        catalogue = PostgresItems(pool)
+        index_sync = IndexSync(
+            catalogue, PostgresItemSpaces(pool), encoders, index, settings.index_refresh_s
+        )
         await index_sync.start()
         impressions = ImpressionWriter(
             pool,
@@ -111,24 +135,23 @@ class Platform:
             batch_size=settings.impression_batch_size,
         )
         impressions.start()
-        recommender = RecommenderService(pool, index, encoders, parameters, impressions)
+        feedback = PostgresFeedback(pool)
+        recommender = RecommenderService(index, encoders, parameters, feedback, impressions)
+        preview = PreviewService(PostgresLoggedLists(pool), feedback, recommender, parameters)
+        services = Services(
+            recommender=recommender,
+            feedback=FeedbackService(feedback, impressions, parameters),
+            items=ItemService(catalogue, encoders, index),
+            admin=AdminService(parameter_store, experiments, preview),
+        )
         rollups = RollupRefresher(pool, settings.rollup_refresh_s)
         rollups.start()
-        return cls(
-            pool,
-            encoders,
-            parameters,
-            index_sync,
-            impressions,
-            recommender,
-            AdminService(pool, ParameterPreview(pool, recommender, parameters)),
-            rollups,
-        )
+        return cls(pool, encoders, listener, index_sync, impressions, services, rollups)
 
     async def close(self) -> None:
         await self.rollups.close()
         await self.index_sync.close()
-        await self.parameters.close()
+        await self.listener.close()
         await self.impressions.close()
         await self.encoders.close()
         await self.pool.close()
@@ -142,7 +165,7 @@ async def serve(settings: Settings) -> None:
     gc.collect()
     gc.freeze()
     health_servicer = health.aio.HealthServicer()
-    server = create_server(settings, platform.recommender, platform.admin, health_servicer)
+    server = create_server(settings, platform.services, health_servicer)
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.grpc_host)
     await server.start()
@@ -152,8 +175,8 @@ async def serve(settings: Settings) -> None:
         "gRPC on %s:%d (%d items, user_encoder v%s)",
         settings.grpc_host,
         settings.grpc_port,
-        len(platform.recommender.index),
-        platform.recommender.index.space.version if platform.recommender.index.space else "-",
+        len(platform.services.recommender.index),
+        space.version if (space := platform.services.recommender.index.space) else "-",
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -28,10 +28,16 @@ from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import Progress
 
+from serving.adapters.postgres.db import (
+    PROJECT_ROOT,
+    migrate,
+    open_pool,
+    start_embedded,
+    stop_embedded,
+)
+from serving.adapters.triton import repository, tritonserver
+from serving.adapters.triton.client import TritonEncoders
 from serving.config import Settings
-from serving.inference import repository, tritonserver
-from serving.inference.client import TritonEncoders
-from serving.store.db import PROJECT_ROOT, migrate, open_pool, start_embedded, stop_embedded
 
 log = logging.getLogger(__name__)
 console = Console(soft_wrap=True)

@@ -2,7 +2,7 @@
 connection and returns plain data (dicts, DataFrames).
 
 Traffic figures come from the rollup tables (migration 0004, refreshed by every server,
-serving/store/rollups.py), never from scans of the raw events or impressions, so a page
+serving/adapters/postgres/rollups.py), never from scans of the raw events or impressions, so a page
 costs the same with ten thousand events or ten million. Windows are relative to the
 database's ``now()``, so the dashboard host's clock does not matter.
 """

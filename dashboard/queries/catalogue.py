@@ -5,7 +5,7 @@ mix and the long tail; one item's numbers and days.
 - Coverage = distinct items shown / items available now.
 - Cold items: ingested within the last ``COLD_DAYS`` days.
 - Long-tail share = share of impressions on items outside the head of the catalogue (the
-  top 20% by popularity, see serving.store.rollups.HEAD_SHARE).
+  top 20% by popularity, see serving.adapters.postgres.rollups.HEAD_SHARE).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pandas as pd
 
 from dashboard.queries import Connection, frame, one
 from dashboard.queries.embeddings import ContentIndex
-from serving.store.rollups import ITEM_WINDOW_DAYS
+from serving.adapters.postgres.rollups import ITEM_WINDOW_DAYS
 
 WINDOWS: dict[str, int] = dict(
     zip(("Today (UTC)", "Last 7 days", "Last 30 days"), ITEM_WINDOW_DAYS, strict=True)

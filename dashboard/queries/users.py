@@ -7,7 +7,7 @@ from typing import Any
 import pandas as pd
 
 from dashboard.queries import Connection, frame
-from serving.domain import EventType
+from serving.core.domain import EventType
 
 _EVENTS = """
 SELECT e.occurred_at, e.type, e.item_id, coalesce(i.title, ''), coalesce(e.variant, ''),

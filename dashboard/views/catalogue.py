@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboard import charts, resources
 from dashboard.queries import catalogue, embeddings
-from serving.store.rollups import HEAD_SHARE
+from serving.adapters.postgres.rollups import HEAD_SHARE
 
 INDEX_TTL_S = 600
 NEAREST = 10

@@ -14,7 +14,7 @@ import streamlit as st
 
 from dashboard import charts, resources, stats
 from dashboard.queries import experiments as queries
-from serving.ranking.experiments import Variant
+from serving.core.experiments import Variant
 
 SIGNIFICANCE = 0.05
 

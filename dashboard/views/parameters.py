@@ -14,8 +14,8 @@ import streamlit as st
 from dashboard import parameter_form, resources, stats
 from dashboard.queries import catalogue
 from dashboard.queries import parameters as queries
-from serving.errors import InvalidArgument
-from serving.ranking.parameters import parse_parameters
+from serving.core.errors import InvalidArgument
+from serving.core.parameters import parse_parameters
 
 PREVIEW_HOURS = 24.0
 PREVIEW_SAMPLE = 500

@@ -11,7 +11,7 @@ import streamlit as st
 from dashboard import resources
 from dashboard.queries import catalogue
 from dashboard.queries import users as queries
-from serving.domain import Recommendation
+from serving.core.domain import Recommendation
 
 K = 10
 

@@ -81,7 +81,7 @@ COPY --from=builder /opt/triton_python_backend_stub \
 # repository (the init container in Kubernetes).
 WORKDIR /app
 COPY model_repository ./model_repository
-# serving.inference.repository currently looks for the templates next to the installed
+# serving.adapters.triton.repository currently looks for the templates next to the installed
 # package (Path(__file__).parents[2] / "model_repository" = site-packages/model_repository).
 COPY model_repository /opt/recsys/lib/python3.11/site-packages/model_repository
 # The stub finds its interpreter through PATH and libpython through LD_LIBRARY_PATH

@@ -4,7 +4,7 @@ Revision ID: 0004
 Revises: 0003
 Create Date: 2026-11-28
 
-serving/store/rollups.py refreshes them: every pass folds the rows inserted since the
+serving/adapters/postgres/rollups.py refreshes them: every pass folds the rows inserted since the
 last watermark into these tables, and the dashboard reads only them. Rows are found by
 their insert time, stamped by the database: events.received_at, and the new inserted_at
 of recommendations and impressions (their created_at is when they were served, which a

@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from recsys.v1 import recsys_pb2 as pb
 
-from serving.domain import EventType, FeedbackEvent, Item, Recommendation, RecommendQuery
-from serving.errors import InvalidArgument
-from serving.ranking.experiments import Variant
-from serving.ranking.parameters import Parameters, ParameterVersion, check_mask
-from serving.store.experiments import ExperimentRecord
+from serving.core.domain import EventType, FeedbackEvent, Item, Recommendation, RecommendQuery
+from serving.core.errors import InvalidArgument
+from serving.core.experiments import ExperimentRecord, Variant
+from serving.core.parameters import Parameters, ParameterVersion, check_mask
 
 if TYPE_CHECKING:
-    from serving.ranking.preview import Preview
+    from serving.app.preview import Preview
 
 
 def _datetime(field: str, stamp: Timestamp) -> datetime:

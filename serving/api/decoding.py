@@ -14,7 +14,7 @@ from typing import Any
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
 
-from serving.errors import InvalidArgument
+from serving.core.errors import InvalidArgument
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,9 @@ import grpc
 from prometheus_client import Counter, Histogram
 
 from serving.api import decoding
-from serving.api.ratelimit import RateLimited, TokenBuckets, client_key
-from serving.errors import RecsysError, Unauthenticated
+from serving.api.errors import grpc_status
+from serving.api.ratelimit import TokenBuckets, client_key
+from serving.core.errors import RateLimited, RecsysError, Unauthenticated
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +70,8 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                     decoding.check(request)
                     return await behavior(request, context)
                 except RecsysError as error:
-                    code = error.status
-                    await context.abort(getattr(grpc.StatusCode, error.status), str(error))
+                    code = error.status.value
+                    await context.abort(grpc_status(error), str(error))
                 except grpc.aio.AbortError:
                     code = "ABORTED_BY_HANDLER"
                     raise

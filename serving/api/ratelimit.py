@@ -5,14 +5,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from serving.errors import RecsysError
-
-
-class RateLimited(RecsysError):
-    """The client sent more than its share; it should slow down (not retry at once)."""
-
-    status = "RESOURCE_EXHAUSTED"
-
 
 def client_key(peer: str) -> str:
     """The client behind a gRPC peer string: its address without the port, so one host's

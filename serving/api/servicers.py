@@ -9,43 +9,49 @@ from recsys.v1 import recsys_pb2 as pb
 from recsys.v1 import recsys_pb2_grpc as pb_grpc
 
 from serving.api import conversions as convert
-from serving.ranking.admin import AdminService
-from serving.ranking.service import RecommenderService
+from serving.app.admin import AdminService
+from serving.app.feedback import FeedbackService
+from serving.app.items import ItemService
+from serving.app.recommender import RecommenderService
 
 
 class RecommenderServicer(pb_grpc.RecommenderServicer):
-    def __init__(self, service: RecommenderService) -> None:
-        self._service = service
+    def __init__(
+        self, recommender: RecommenderService, feedback: FeedbackService, items: ItemService
+    ) -> None:
+        self._recommender = recommender
+        self._feedback = feedback
+        self._items = items
 
     async def Recommend(
         self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext
     ) -> pb.RecommendResponse:
-        recommendation = await self._service.recommend(convert.query_from_proto(request))
+        recommendation = await self._recommender.recommend(convert.query_from_proto(request))
         return convert.recommendation_to_proto(recommendation)
 
     async def LogFeedback(
         self, request: pb.LogFeedbackRequest, context: grpc.aio.ServicerContext
     ) -> pb.LogFeedbackResponse:
         events = convert.events_from_proto(request, datetime.now(UTC))
-        result = await self._service.log_feedback(events)
+        result = await self._feedback.log_feedback(events)
         return pb.LogFeedbackResponse(accepted=result.accepted, duplicates=result.duplicates)
 
     async def UpsertItems(
         self, request: pb.UpsertItemsRequest, context: grpc.aio.ServicerContext
     ) -> pb.UpsertItemsResponse:
-        upserted = await self._service.upsert_items(convert.items_from_proto(request))
+        upserted = await self._items.upsert_items(convert.items_from_proto(request))
         return pb.UpsertItemsResponse(upserted=upserted)
 
     async def ForgetUser(
         self, request: pb.ForgetUserRequest, context: grpc.aio.ServicerContext
     ) -> pb.ForgetUserResponse:
-        deleted = await self._service.forget_user(request.user_id)
+        deleted = await self._feedback.forget_user(request.user_id)
         return pb.ForgetUserResponse(deleted_events=deleted)
 
     async def MergeSession(
         self, request: pb.MergeSessionRequest, context: grpc.aio.ServicerContext
     ) -> pb.MergeSessionResponse:
-        merged = await self._service.merge_session(request.session_id, request.user_id)
+        merged = await self._feedback.merge_session(request.session_id, request.user_id)
         return pb.MergeSessionResponse(merged_events=merged)
 
 

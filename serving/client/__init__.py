@@ -3,7 +3,7 @@
 from serving.client.aio import AsyncRecsysClient
 from serving.client.sync import RecsysClient
 from serving.client.types import Event, FeedbackResult, ParameterPreview
-from serving.domain import Recommendation, ScoredItem
+from serving.core.domain import Recommendation, ScoredItem
 
 __all__ = [
     "AsyncRecsysClient",

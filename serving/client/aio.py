@@ -11,8 +11,8 @@ from recsys.v1 import recsys_pb2 as pb
 from recsys.v1 import recsys_pb2_grpc as pb_grpc
 
 from serving.client import types as t
-from serving.domain import Item, Recommendation
-from serving.ranking.experiments import Variant
+from serving.core.domain import Item, Recommendation
+from serving.core.experiments import Variant
 
 R = TypeVar("R")
 

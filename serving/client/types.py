@@ -12,10 +12,16 @@ import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 from recsys.v1 import recsys_pb2 as pb
 
-from serving.api import conversions
-from serving.domain import EventType, Item, Recommendation, ScoredItem, UserPreview
-from serving.ranking.experiments import Variant
-from serving.ranking.offpolicy import OffPolicyEstimate
+from serving.core.domain import (
+    EventType,
+    Item,
+    OffPolicyEstimate,
+    Recommendation,
+    ScoredItem,
+    UserPreview,
+)
+from serving.core.domain import FeedbackResult as FeedbackResult  # what log_feedback returns
+from serving.core.experiments import Variant
 
 RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 DEFAULT_TIMEOUT_S = 5.0
@@ -34,12 +40,6 @@ class Event:
     value: float = 0.0
     event_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
-
-
-@dataclass(frozen=True)
-class FeedbackResult:
-    accepted: int
-    duplicates: int
 
 
 def event_type(value: EventType | str) -> EventType:
@@ -165,7 +165,7 @@ def parameters_from_proto(version: pb.ParameterVersion) -> dict[str, Any]:
     params = version.parameters
     return {
         "version": version.version,
-        "parameters": conversions.parameters_from_proto(params),
+        "parameters": _fields(params, [f.name for f in pb.Parameters.DESCRIPTOR.fields]),
         "changed_by": version.changed_by,
         "reason": version.reason,
         "created_at": version.created_at.ToDatetime(tzinfo=UTC),
@@ -194,7 +194,15 @@ def create_experiment_request(
 ) -> pb.CreateExperimentRequest:
     return pb.CreateExperimentRequest(
         name=name,
-        variants=[conversions.variant_to_proto(v) for v in variants],
+        variants=[
+            pb.Variant(
+                name=v.name,
+                share=v.share,
+                parameters=pb.Parameters(**v.overrides),
+                update_mask=list(v.overrides),
+            )
+            for v in variants
+        ],
         changed_by=changed_by,
         reason=reason,
     )
@@ -208,5 +216,16 @@ def experiment_from_proto(message: pb.Experiment) -> dict[str, Any]:
         "changed_by": message.changed_by,
         "reason": message.reason,
         "created_at": message.created_at.ToDatetime(tzinfo=UTC),
-        "variants": conversions.variants_from_proto(message.variants),
+        "variants": [
+            Variant(v.name, v.share, _fields(v.parameters, v.update_mask)) for v in message.variants
+        ],
+    }
+
+
+def _fields(message: pb.Parameters, names: Iterable[str]) -> dict[str, Any]:
+    """The named fields of a Parameters message as plain values (lists for repeated)."""
+    repeated = {f.name for f in pb.Parameters.DESCRIPTOR.fields if f.is_repeated}
+    return {
+        name: list(getattr(message, name)) if name in repeated else getattr(message, name)
+        for name in names
     }

@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from serving.domain import Item
+from serving.core.domain import Item
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from typing import Protocol
 import grpc
 
 from serving.client.types import Event, FeedbackResult
+from serving.core.domain import EventType, Item, Recommendation
 from serving.demo.catalogue import CATEGORIES
 from serving.demo.tastes import Taste, click_probability, make_tastes
-from serving.domain import EventType, Item, Recommendation
 
 log = logging.getLogger(__name__)
 

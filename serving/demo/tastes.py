@@ -12,7 +12,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from serving.domain import EventType, Item
+from serving.core.domain import EventType, Item
 
 LIKED_MASS = 0.9
 """Share of a user's attention on the categories they like; the rest is curiosity."""

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serving.domain import EventType
+from serving.core.domain import EventType
 
 
 class DatasetError(ValueError):

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
-from serving.domain import EventType, Item
+from serving.core.domain import EventType, Item
 from serving.training.datasets import Dataset, DatasetError, build_dataset, iter_lines
 
 EVENT_COLUMNS = ("user_id", "item_id", "timestamp")

@@ -7,18 +7,17 @@ from typing import Any
 
 from psycopg_pool import AsyncConnectionPool
 
-from serving.inference import repository
+from serving.adapters.postgres import artifacts
+from serving.adapters.triton import repository
+from serving.core.itemspace import ItemSpace
 from serving.models.user_encoder import UserEncoder
-from serving.store import artifacts
 
 
-def item_space(
-    model: UserEncoder, vocabulary: tuple[str, ...], version: int
-) -> artifacts.ItemSpace:
+def item_space(model: UserEncoder, vocabulary: tuple[str, ...], version: int) -> ItemSpace:
     """What the orchestrator needs to score items the way ``model`` does."""
     weights = model.item_embedding.weight.detach().cpu().numpy()[1:]
     projection = model.content_projection
-    return artifacts.ItemSpace(
+    return ItemSpace(
         version=version,
         max_len=model.config.max_len,
         vocabulary=vocabulary,

@@ -12,7 +12,7 @@ from collections import defaultdict
 
 from psycopg_pool import AsyncConnectionPool
 
-from serving.store import items as item_store
+from serving.adapters.postgres import items as item_store
 from serving.training.datasets import Dataset, build_dataset
 
 EVENTS = (

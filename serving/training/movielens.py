@@ -12,7 +12,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from serving.domain import EventType, Item
+from serving.core.domain import EventType, Item
 from serving.training.datasets import Dataset, DatasetError, build_dataset, iter_lines
 
 CLICK = int(EventType.CLICK)

@@ -15,9 +15,9 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+from serving.adapters.triton import repository
+from serving.adapters.triton.client import TritonEncoders
 from serving.config import Settings
-from serving.inference import repository
-from serving.inference.client import TritonEncoders
 from serving.training.export import export_user_encoder
 from serving.training.runs import load_run
 
@@ -43,7 +43,7 @@ def export_run(settings: Settings, database_url: str, run_folder: Path, *, load:
     metrics = {k: run.record.get(k) for k in RECORD_KEYS} | {"run": str(run_folder.resolve())}
 
     async def publish() -> int:
-        from serving.store.db import open_pool
+        from serving.adapters.postgres.db import open_pool
 
         pool = await open_pool(database_url, 2)
         try:

@@ -66,7 +66,7 @@ def load(source: DataSource) -> Dataset:
 
 
 async def _from_database(url: str) -> Dataset:
-    from serving.store.db import open_pool
+    from serving.adapters.postgres.db import open_pool
     from serving.training.logged import load_logged_events
 
     pool = await open_pool(url, 2)

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from serving.domain import NEGATIVE_EVENTS, EventType
+from serving.core.domain import NEGATIVE_EVENTS, EventType
 from serving.models.user_encoder import UserEncoder, UserEncoderConfig
 
 History = Sequence[tuple[str, EventType]]

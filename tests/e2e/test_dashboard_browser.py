@@ -15,10 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from serving.adapters.postgres.db import PROJECT_ROOT
 from serving.client import RecsysClient
 from serving.config import Settings
 from serving.stack import Stack
-from serving.store.db import PROJECT_ROOT
 from tests.integration import platform
 from tests.integration.platform import ADMIN_TOKEN, wait_for_version
 

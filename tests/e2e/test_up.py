@@ -19,8 +19,8 @@ import psutil
 import psycopg
 import pytest
 
+from serving.adapters.postgres.db import PROJECT_ROOT
 from serving.client import RecsysClient
-from serving.store.db import PROJECT_ROOT
 from tests.conftest import free_port
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]

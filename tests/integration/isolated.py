@@ -12,9 +12,10 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from serving.inference.repository import USER_ENCODER, versions
+from serving.adapters.postgres.db import migrate, start_embedded
+from serving.adapters.triton.repository import versions
+from serving.core.domain import USER_ENCODER
 from serving.stack import Stack
-from serving.store.db import migrate, start_embedded
 from tests.integration.platform import Running, test_settings
 
 SEED_TABLES = ("items", "item_stats", "model_artifacts")

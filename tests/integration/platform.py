@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from serving.adapters.postgres.db import PROJECT_ROOT
 from serving.client import RecsysClient
 from serving.config import Settings
 from serving.stack import Stack, grpc_ready, side_by_side_settings, wait_until
-from serving.store.db import PROJECT_ROOT
 
 ADMIN_TOKEN = "test-admin-token"
 CATALOGUE_SIZE = 400

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.store.db import PROJECT_ROOT
+from serving.adapters.postgres.db import PROJECT_ROOT
 from tests.integration.platform import Running
 
 pytestmark = pytest.mark.integration

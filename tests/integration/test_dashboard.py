@@ -17,8 +17,8 @@ from streamlit.testing.v1 import AppTest
 
 from dashboard.queries import catalogue, engagement, system
 from dashboard.queries import parameters as parameter_queries
-from serving.store import rollups
-from serving.store.db import migrate, start_embedded
+from serving.adapters.postgres import rollups
+from serving.adapters.postgres.db import migrate, start_embedded
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

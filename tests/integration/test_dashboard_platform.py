@@ -16,8 +16,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 from streamlit.testing.v1.element_tree import Button
 
+from serving.adapters.postgres import rollups
 from serving.client import Event, RecsysClient
-from serving.store import rollups
 from tests.integration.platform import Running, wait_for_version
 
 pytestmark = pytest.mark.integration

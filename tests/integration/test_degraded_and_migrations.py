@@ -11,8 +11,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from serving.adapters.postgres.db import migrate
 from serving.client import RecsysClient
-from serving.store.db import migrate
 from tests.conftest import free_port
 from tests.integration.platform import Running, grpc_server
 

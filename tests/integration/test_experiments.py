@@ -11,7 +11,7 @@ import psycopg
 import pytest
 
 from serving.client import Event, RecsysClient
-from serving.ranking.experiments import Experiment, Variant
+from serving.core.experiments import Experiment, Variant
 from tests.integration.platform import Running
 
 pytestmark = pytest.mark.integration

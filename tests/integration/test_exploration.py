@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from serving.client import Event, RecsysClient
-from serving.domain import Item
+from serving.core.domain import Item
 from tests.integration.platform import Running, set_parameters
 
 pytestmark = pytest.mark.integration

@@ -15,7 +15,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from serving.client import Event, RecsysClient
-from serving.domain import Item
+from serving.core.domain import Item
 from tests.integration.platform import Running, wait_for_version
 
 pytestmark = pytest.mark.integration

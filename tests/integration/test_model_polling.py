@@ -15,12 +15,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from serving.adapters.postgres.db import PROJECT_ROOT
+from serving.adapters.triton import repository
+from serving.adapters.triton.tritonserver import server_environment, server_home
 from serving.config import InstanceKind
-from serving.inference import repository
-from serving.inference.tritonserver import server_environment, server_home
 from serving.models.user_encoder import UserEncoder, UserEncoderConfig
 from serving.stack import free_port
-from serving.store.db import PROJECT_ROOT
 from tests.integration.platform import Running
 
 pytestmark = pytest.mark.integration

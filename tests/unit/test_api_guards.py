@@ -7,7 +7,7 @@ from recsys.v1 import recsys_pb2 as pb
 
 from serving.api import decoding
 from serving.api.ratelimit import TokenBuckets, client_key
-from serving.errors import InvalidArgument
+from serving.core.errors import InvalidArgument
 
 
 class Clock:

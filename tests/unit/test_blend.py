@@ -1,8 +1,8 @@
 import numpy as np
 import pytest
 
-from serving.ranking import blend as scoring
-from serving.ranking.parameters import Parameters
+from serving.core import ranking as scoring
+from serving.core.parameters import Parameters
 
 
 def test_top_k_orders_largest_first_with_stable_ties():

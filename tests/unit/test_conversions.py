@@ -5,9 +5,9 @@ from recsys.v1 import recsys_pb2 as pb
 
 from serving.api import conversions as convert
 from serving.client import types as sdk
-from serving.domain import EventType, Item, Recommendation, ScoredItem
-from serving.errors import InvalidArgument
-from serving.ranking.parameters import Parameters, ParameterVersion
+from serving.core.domain import EventType, Item, Recommendation, ScoredItem
+from serving.core.errors import InvalidArgument
+from serving.core.parameters import Parameters, ParameterVersion
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
 

@@ -13,10 +13,10 @@ import grpc
 import pytest
 
 from serving.client.types import Event, FeedbackResult
+from serving.core.domain import POSITIVE_EVENTS, EventType, Item, Recommendation, ScoredItem
 from serving.demo import catalogue as cat
 from serving.demo.simulator import MAX_IN_FLIGHT, SimulationStats, position_bias, simulate
 from serving.demo.tastes import click_probability, make_tastes, synthetic_histories
-from serving.domain import POSITIVE_EVENTS, EventType, Item, Recommendation, ScoredItem
 
 NOW = datetime(2026, 1, 15, 12, tzinfo=UTC)
 

@@ -23,7 +23,7 @@ import pytest
 import yaml
 
 from serving.config import ENV_PREFIX, InstanceKind, Settings, load_settings
-from serving.inference.repository import CONTENT_ENCODER
+from serving.core.domain import CONTENT_ENCODER
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"

@@ -2,9 +2,10 @@ from collections import Counter
 
 import pytest
 
-from serving.errors import InvalidArgument
-from serving.ranking.experiments import Experiment, Variant, validate_variants
-from serving.ranking.parameters import Parameters
+from serving.core.errors import InvalidArgument
+from serving.core.experiments import Experiment, Variant
+from serving.core.parameters import Parameters
+from serving.core.validation import validate_variants
 
 EXPERIMENT = Experiment(
     "blend-test",

@@ -1,6 +1,6 @@
 import numpy as np
 
-from serving.ranking import exploration
+from serving.core.ranking import explore as exploration
 
 
 def test_cold_items_are_the_least_shown_newest_first():

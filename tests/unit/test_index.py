@@ -2,10 +2,9 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from serving.domain import Item
-from serving.ranking.index import ItemIndex
-from serving.store.artifacts import ItemSpace
-from serving.store.items import ItemStatsRow, StoredItem
+from serving.core.domain import Item
+from serving.core.index import ItemIndex, ItemStatsRow, StoredItem
+from serving.core.itemspace import ItemSpace
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from serving.ranking.offpolicy import estimate
+from serving.core.offpolicy import estimate
 
 
 def test_ips_snips_and_effective_sample_size_by_hand():

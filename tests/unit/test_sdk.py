@@ -3,7 +3,7 @@ import pytest
 
 from serving.client import Event, RecsysClient
 from serving.client.types import backoff_delays, event_type, feedback_request
-from serving.domain import EventType
+from serving.core.domain import EventType
 
 
 class Failure(grpc.RpcError):

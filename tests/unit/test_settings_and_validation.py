@@ -3,10 +3,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from serving.config import InstanceKind, Settings, load_settings
-from serving.domain import EventType, FeedbackEvent, Item, RecommendQuery
-from serving.errors import InvalidArgument
-from serving.ranking.parameters import Parameters, parse_parameters
-from serving.ranking.validation import validate_events, validate_items, validate_query
+from serving.core.domain import EventType, FeedbackEvent, Item, RecommendQuery
+from serving.core.errors import InvalidArgument
+from serving.core.parameters import Parameters, parse_parameters
+from serving.core.validation import validate_events, validate_items, validate_query
 
 NOW = datetime(2026, 11, 28, tzinfo=UTC)
 
@@ -110,7 +110,7 @@ def test_items_need_text_and_unique_ids():
 
 
 def test_month_boundaries_for_event_partitions():
-    from serving.store.partitions import month_start
+    from serving.adapters.postgres.partitions import month_start
 
     assert month_start(datetime(2026, 12, 15, tzinfo=UTC)) == datetime(2026, 12, 1, tzinfo=UTC)
     assert month_start(datetime(2026, 12, 15, tzinfo=UTC), 1) == datetime(2027, 1, 1, tzinfo=UTC)

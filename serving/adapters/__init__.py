@@ -1,0 +1,1 @@
+"""Adapters: the application's ports implemented on PostgreSQL and Triton."""

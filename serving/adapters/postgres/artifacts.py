@@ -1,0 +1,91 @@
+"""Model artifacts the orchestrator needs to place items in a user encoder's space."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import numpy as np
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from serving.adapters.postgres.db import translate_outages
+from serving.core.domain import USER_ENCODER
+from serving.core.itemspace import ItemSpace
+
+
+def _pack(array: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array.astype(np.float32), allow_pickle=False)
+    return buffer.getvalue()
+
+
+def _unpack(blob: bytes) -> np.ndarray:
+    return np.load(io.BytesIO(blob), allow_pickle=False)
+
+
+async def save_item_space(
+    pool: AsyncConnectionPool, space: ItemSpace, metrics: dict[str, Any]
+) -> None:
+    projection = np.concatenate([space.projection_weight, space.projection_bias[:, None]], axis=1)
+    async with pool.connection() as conn:
+        await conn.execute(
+            "INSERT INTO model_artifacts (model_name, version, vocabulary, item_embeddings,"
+            " content_projection, config, metrics) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (model_name, version) DO UPDATE SET vocabulary = EXCLUDED.vocabulary,"
+            " item_embeddings = EXCLUDED.item_embeddings,"
+            " content_projection = EXCLUDED.content_projection, config = EXCLUDED.config,"
+            " metrics = EXCLUDED.metrics",
+            (
+                USER_ENCODER,
+                space.version,
+                list(space.vocabulary),
+                _pack(space.item_embeddings),
+                _pack(projection),
+                Jsonb({"max_len": space.max_len}),
+                Jsonb(metrics),
+            ),
+        )
+
+
+async def load_item_space(pool: AsyncConnectionPool, version: int) -> ItemSpace | None:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT vocabulary, item_embeddings, content_projection, config FROM model_artifacts"
+            " WHERE model_name = %s AND version = %s",
+            (USER_ENCODER, version),
+        )
+        row = await cur.fetchone()
+    if row is None:
+        return None
+    vocabulary, embeddings, projection, config = row
+    matrix = _unpack(projection)
+    return ItemSpace(
+        version=version,
+        max_len=int(config["max_len"]),
+        vocabulary=tuple(vocabulary),
+        item_embeddings=_unpack(embeddings),
+        projection_weight=matrix[:, :-1],
+        projection_bias=matrix[:, -1],
+    )
+
+
+async def latest_version(pool: AsyncConnectionPool) -> int:
+    async with pool.connection() as conn:
+        cur = await conn.execute(
+            "SELECT coalesce(max(version), 0) FROM model_artifacts WHERE model_name = %s",
+            (USER_ENCODER,),
+        )
+        row = await cur.fetchone()
+    return int(row[0]) if row else 0
+
+
+class PostgresItemSpaces:
+    """The ItemSpaces port on PostgreSQL."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    @translate_outages
+    async def load_item_space(self, version: int) -> ItemSpace | None:
+        return await load_item_space(self._pool, version)

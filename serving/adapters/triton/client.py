@@ -1,0 +1,111 @@
+"""The Triton client adapter (tritonclient.grpc.aio) for both encoders."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+import tritonclient.grpc.aio as triton
+from prometheus_client import Histogram
+from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE
+from tritonclient.utils import InferenceServerException
+
+from serving.core.domain import CONTENT_ENCODER, USER_ENCODER
+from serving.core.errors import Unavailable
+from serving.core.itemspace import UserEncoding
+
+TRITON_LATENCY = Histogram(
+    "recsys_triton_call_seconds",
+    "Latency of calls to Triton, by model.",
+    ["model"],
+    buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
+)
+TEXT_BATCH = 64
+
+
+CHANNEL_ARGS = [
+    ("grpc.max_send_message_length", MAX_GRPC_MESSAGE_SIZE),
+    ("grpc.max_receive_message_length", MAX_GRPC_MESSAGE_SIZE),
+    # After Triton restarts, gRPC's reconnect backoff (growing 1.6x per failure, up to
+    # minutes) would keep the channel failing fast long after Triton is back: try again at
+    # least every second, so full answers return within about a second of Triton.
+    ("grpc.initial_reconnect_backoff_ms", 200),
+    ("grpc.min_reconnect_backoff_ms", 200),
+    ("grpc.max_reconnect_backoff_ms", 1000),
+]
+"""tritonclient's defaults for message sizes, plus a short reconnect backoff."""
+
+
+class TritonEncoders:
+    """The Encoders and ServedModels ports on Triton: calls the ``user_encoder`` and
+    ``content_encoder`` models; errors become Unavailable."""
+
+    def __init__(self, url: str, timeout_ms: int) -> None:
+        self._client = triton.InferenceServerClient(url, channel_args=CHANNEL_ARGS)
+        self._timeout_s = timeout_ms / 1000
+
+    async def encode_user(
+        self, item_ids: np.ndarray, event_types: np.ndarray, content: np.ndarray
+    ) -> UserEncoding:
+        """One user: ``item_ids``/``event_types`` (L,) int64, ``content`` (L, 384) float32."""
+        inputs = [
+            triton.InferInput("ITEM_IDS", [1, len(item_ids)], "INT64"),
+            triton.InferInput("EVENT_TYPES", [1, len(event_types)], "INT64"),
+            triton.InferInput("CONTENT", [1, *content.shape], "FP32"),
+        ]
+        inputs[0].set_data_from_numpy(item_ids[None].astype(np.int64))
+        inputs[1].set_data_from_numpy(event_types[None].astype(np.int64))
+        inputs[2].set_data_from_numpy(content[None].astype(np.float32))
+        result = await self._infer(USER_ENCODER, inputs, self._timeout_s)
+        response = result.get_response()
+        return UserEncoding(
+            vector=result.as_numpy("USER_VECTOR")[0],
+            attention=result.as_numpy("ATTENTION")[0],
+            model_version=response.model_version,
+        )
+
+    async def encode_texts(self, texts: Sequence[str], timeout_s: float = 60) -> np.ndarray:
+        """(len(texts), 384) normalised content embeddings."""
+        chunks = []
+        for start in range(0, len(texts), TEXT_BATCH):
+            batch = np.array([[t.encode("utf-8")] for t in texts[start : start + TEXT_BATCH]])
+            text = triton.InferInput("TEXT", list(batch.shape), "BYTES")
+            text.set_data_from_numpy(batch.astype(np.object_))
+            result = await self._infer(CONTENT_ENCODER, [text], timeout_s)
+            chunks.append(result.as_numpy("EMBEDDING"))
+        return np.concatenate(chunks) if chunks else np.zeros((0, 384), np.float32)
+
+    async def ready_version(self, model: str = USER_ENCODER) -> int | None:
+        """The highest version of ``model`` Triton reports READY, or None."""
+        try:
+            index = await self._client.get_model_repository_index(client_timeout=2)
+        except InferenceServerException:
+            return None
+        ready = [
+            int(entry.version)
+            for entry in index.models
+            if entry.name == model and entry.state == "READY" and entry.version
+        ]
+        return max(ready, default=None)
+
+    async def load(self, model: str) -> None:
+        """Ask Triton (explicit model control) to (re)load ``model``'s newest version."""
+        try:
+            await self._client.load_model(model, client_timeout=120)
+        except InferenceServerException as error:
+            raise Unavailable(f"Triton could not load {model}: {error.message()}") from error
+
+    async def _infer(
+        self, model: str, inputs: list[triton.InferInput], timeout_s: float
+    ) -> triton.InferResult:
+        started = time.perf_counter()
+        try:
+            return await self._client.infer(model, inputs, client_timeout=timeout_s)
+        except InferenceServerException as error:
+            raise Unavailable(f"Triton {model} call failed: {error.message()}") from error
+        finally:
+            TRITON_LATENCY.labels(model).observe(time.perf_counter() - started)
+
+    async def close(self) -> None:
+        await self._client.close()

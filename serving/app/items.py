@@ -1,0 +1,30 @@
+"""UpsertItems: items encoded by the content encoder, stored, and indexed at once."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from serving.app.ports import Catalogue, Encoders
+from serving.core.domain import Item
+from serving.core.index import ItemIndex, StoredItem
+from serving.core.validation import validate_items
+
+
+class ItemService:
+    def __init__(self, catalogue: Catalogue, encoders: Encoders, index: ItemIndex) -> None:
+        self._catalogue = catalogue
+        self._encoders = encoders
+        self._index = index
+
+    async def upsert_items(self, items: list[Item]) -> int:
+        """Insert or replace ``items``; this server's index has them when it answers (other
+        replicas within their refresh interval)."""
+        validate_items(items)
+        embeddings = await self._encoders.encode_texts([item.text() for item in items])
+        await self._catalogue.upsert_items(items, embeddings)
+        now = datetime.now(UTC)
+        self._index.upsert(
+            StoredItem(item, embedding, now, deleted=False)
+            for item, embedding in zip(items, embeddings, strict=True)
+        )
+        return len(items)

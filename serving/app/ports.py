@@ -1,0 +1,138 @@
+"""The ports: what the use cases need from the outside, as small Protocols.
+
+The adapters (``serving.adapters.postgres``, ``serving.adapters.triton``) implement them;
+unit tests implement them in memory. A port raises the domain's errors (``Unavailable``
+when its backend is down), never a driver's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Protocol
+
+import numpy as np
+
+from serving.core.domain import (
+    FeedbackEvent,
+    FeedbackResult,
+    Item,
+    LoggedList,
+    LoggedRecommendation,
+    UserState,
+)
+from serving.core.experiments import Experiment, ExperimentRecord
+from serving.core.index import ItemStatsRow, StoredItem
+from serving.core.itemspace import ItemSpace, UserEncoding
+from serving.core.parameters import Parameters, ParameterVersion
+
+
+class Encoders(Protocol):
+    """The models (Triton in production)."""
+
+    async def encode_user(
+        self, item_ids: np.ndarray, event_types: np.ndarray, content: np.ndarray
+    ) -> UserEncoding: ...
+
+    async def encode_texts(self, texts: Sequence[str], timeout_s: float = 60) -> np.ndarray: ...
+
+
+class ServedModels(Protocol):
+    """Which user-encoder version the model server has ready."""
+
+    async def ready_version(self) -> int | None: ...
+
+
+class ParameterSource(Protocol):
+    """The current parameters and running experiment, as this server last loaded them."""
+
+    @property
+    def current(self) -> ParameterVersion: ...
+
+    @property
+    def experiment(self) -> Experiment | None: ...
+
+
+class UserStates(Protocol):
+    async def load_user_state(self, subject: str) -> UserState:
+        """The recent interactions of a user or anonymous session (empty when unknown)."""
+        ...
+
+
+class FeedbackLog(Protocol):
+    """Events, and the user state and item statistics they update, written together."""
+
+    async def record_feedback(
+        self,
+        events: Sequence[FeedbackEvent],
+        popularity_half_life_hours: float,
+        variant_of: Callable[[str], str | None],
+    ) -> FeedbackResult: ...
+
+    async def forget_user(self, user_id: str) -> int:
+        """Delete the user's events, state and lists; the number of events deleted."""
+        ...
+
+    async def merge_session(self, session_id: str, user_id: str) -> int: ...
+
+
+class Impressions(Protocol):
+    """Served lists, logged off the hot path."""
+
+    def record(self, entry: LoggedRecommendation) -> None: ...
+
+    async def flush(self) -> None: ...
+
+
+class Catalogue(Protocol):
+    """Items with their content embeddings, and their engagement statistics."""
+
+    async def upsert_items(self, items: Sequence[Item], embeddings: np.ndarray) -> None: ...
+
+    async def database_now(self) -> datetime:
+        """The clock that stamps the changes (read before reading them)."""
+        ...
+
+    async def items_changed_since(self, since: datetime | None) -> list[StoredItem]: ...
+
+    async def stats_changed_since(self, since: datetime | None) -> list[ItemStatsRow]: ...
+
+
+class ItemSpaces(Protocol):
+    async def load_item_space(self, version: int) -> ItemSpace | None: ...
+
+
+class ParameterStore(Protocol):
+    """Versioned parameters; every new version is announced to every server."""
+
+    async def latest(self) -> ParameterVersion: ...
+
+    async def change(
+        self, change: Callable[[Parameters], Parameters], changed_by: str, reason: str
+    ) -> ParameterVersion: ...
+
+    async def version(self, version: int) -> ParameterVersion | None: ...
+
+    async def history(self, limit: int) -> list[ParameterVersion]: ...
+
+
+class ExperimentStore(Protocol):
+    async def running(self) -> Experiment | None: ...
+
+    async def create(self, experiment: Experiment, changed_by: str, reason: str) -> None: ...
+
+    async def load(self, name: str) -> ExperimentRecord: ...
+
+    async def allocate(self, name: str, shares: dict[str, float]) -> None: ...
+
+    async def stop(self, name: str) -> None: ...
+
+    async def list(self) -> list[ExperimentRecord]: ...
+
+
+class LoggedLists(Protocol):
+    async def logged_lists(self, since: datetime, limit: int, history: int) -> list[LoggedList]:
+        """The newest ``limit`` full-policy lists served since ``since``."""
+        ...
+
+    async def recent_users(self, count: int) -> list[str]: ...

@@ -1,0 +1,195 @@
+"""Recommend: a subject's list from their state, the model and the ranking pipeline.
+
+Transport-free: the gRPC servicers translate protos to the domain types used here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+
+import numpy as np
+
+from serving.app.ports import Encoders, Impressions, ParameterSource, UserStates
+from serving.app.throttled_log import ThrottledWarning
+from serving.core.domain import (
+    EventType,
+    LoggedRecommendation,
+    Recommendation,
+    RecommendQuery,
+    UserState,
+)
+from serving.core.errors import Unavailable
+from serving.core.experiments import CONTROL_VARIANT
+from serving.core.index import ItemIndex
+from serving.core.itemspace import UserEncoding
+from serving.core.parameters import Parameters, ParameterVersion
+from serving.core.ranking.filter import Rules
+from serving.core.ranking.pipeline import Ranking, RankingPipeline
+from serving.core.ranking.retrieve import MatrixProduct, Retriever
+from serving.core.ranking.signals import CatalogueSignals, catalogue_signals
+from serving.core.validation import context_categories, validate_query
+
+log = logging.getLogger(__name__)
+
+OUTAGE_WARNING_EVERY_S = 10.0
+"""During an outage every request falls back; one warning per period says so (with how many
+were suppressed) instead of one per request."""
+
+
+class RecommenderService:
+    """Recommend, and the replay of a policy that the preview estimates with."""
+
+    def __init__(
+        self,
+        index: ItemIndex,
+        encoders: Encoders,
+        parameters: ParameterSource,
+        user_states: UserStates,
+        impressions: Impressions,
+        retriever: Retriever | None = None,
+        rng: np.random.Generator | None = None,
+    ) -> None:
+        self.index = index
+        self._encoders = encoders
+        self._parameters = parameters
+        self._user_states = user_states
+        self._impressions = impressions
+        self._pipeline = RankingPipeline(
+            retriever or MatrixProduct(), rng or np.random.default_rng()
+        )
+        self._signals_cache: CatalogueSignals | None = None
+        self._variant_parameters: dict[tuple[int, str], Parameters] = {}
+        self._outages = ThrottledWarning(log, OUTAGE_WARNING_EVERY_S)
+
+    async def recommend(self, query: RecommendQuery) -> Recommendation:
+        started = time.perf_counter()
+        validate_query(query)
+        version = self._parameters.current
+        variant, params = self._variant(version, query.subject)
+        state, degraded = await self._user_state(query.subject)
+        history, encoding, unencoded = await self._encode_state(state, params)
+        degraded = degraded or unencoded
+        # No await from here on: the index cannot change while this request scores.
+        ranking = self._rank(query, params, state, history, encoding)
+        self.index.count_impressions(ranking.positions)
+        recommendation = Recommendation(
+            recommendation_id=str(uuid.uuid4()),
+            items=tuple(ranking.items),
+            model_version=encoding.model_version if encoding else "",
+            degraded=degraded,
+            variant=variant,
+            parameter_version=version.version,
+        )
+        latency_ms = (time.perf_counter() - started) * 1000
+        self._impressions.record(
+            LoggedRecommendation(recommendation, query.user_id, query.session_id, latency_ms)
+        )
+        return recommendation
+
+    async def replay(self, state: UserState, params: Parameters, k: int) -> Ranking:
+        """What ``params`` would show a user in ``state``, logging and counting nothing
+        (the policy of the off-policy preview). Without the model there is no such
+        policy to replay: Unavailable rather than the fallback's list."""
+        history, encoding, unencoded = await self._encode_state(state, params)
+        if unencoded:
+            raise Unavailable("the user encoder is not available to replay the policy")
+        query = RecommendQuery(user_id="preview", session_id="", k=k)
+        return self._rank(query, params, state, history, encoding)
+
+    def _rank(
+        self,
+        query: RecommendQuery,
+        params: Parameters,
+        state: UserState,
+        history: list[tuple[str, EventType]],
+        encoding: UserEncoding | None,
+    ) -> Ranking:
+        """The pipeline over one index snapshot (synchronous), with this request's rules:
+        the variant's and the request's category rules both apply."""
+        excluded = set(query.exclude_item_ids) | state.disliked
+        if params.exclude_seen:
+            excluded.update(state.item_ids)
+        rules = Rules(
+            excluded_ids=frozenset(excluded),
+            include_categories=(
+                params.include_categories,
+                context_categories(query, "include_categories"),
+            ),
+            exclude_categories=frozenset(
+                {*params.exclude_categories, *context_categories(query, "exclude_categories")}
+            ),
+        )
+        signals = self._signals(params)
+        return self._pipeline.rank(self.index, signals, params, rules, query.k, history, encoding)
+
+    async def _encode_state(
+        self, state: UserState, params: Parameters
+    ) -> tuple[list[tuple[str, EventType]], UserEncoding | None, bool]:
+        """The history the policy looks at, its encoding, and whether the encoding is
+        missing although there is history (no model loaded yet, or Triton unavailable)."""
+        history = list(zip(state.item_ids, state.event_types, strict=True))
+        history = history[-params.history_length :]
+        if self.index.space is None:
+            return history, None, True
+        if not history:
+            return history, None, False
+        try:
+            return history, await self._encode(history), False
+        except Unavailable as error:
+            self._outages.warn("user encoder unavailable, using the fallback: %s", error)
+            return history, None, True
+
+    def _variant(self, version: ParameterVersion, subject: str) -> tuple[str, Parameters]:
+        """The subject's A/B variant and the parameters it ranks with."""
+        experiment = self._parameters.experiment
+        if experiment is None:
+            return CONTROL_VARIANT, version.parameters
+        variant = experiment.assign(subject)
+        key = (version.version, json.dumps(variant.overrides, sort_keys=True))
+        params = self._variant_parameters.get(key)
+        if params is None:
+            if len(self._variant_parameters) > 1000:  # versions and experiments move on
+                self._variant_parameters.clear()
+            params = variant.parameters(version.parameters)
+            self._variant_parameters[key] = params
+        return variant.name, params
+
+    async def _user_state(self, subject: str) -> tuple[UserState, bool]:
+        """The subject's state, or an empty one (degraded) while the database is down."""
+        try:
+            return await self._user_states.load_user_state(subject), False
+        except Unavailable:
+            self._outages.warn("user state unavailable; answering without history")
+            return UserState(), True
+
+    def _signals(self, params: Parameters) -> CatalogueSignals:
+        """Popularity, freshness, availability and the coldest items, recomputed at most
+        once a second (or when the index, its statistics or the half-lives change)."""
+        now = time.time()
+        half_lives = (params.popularity_half_life_hours, params.freshness_half_life_hours)
+        cached = self._signals_cache
+        if cached is not None and cached.fresh(self.index, half_lives, now):
+            return cached
+        self._signals_cache = catalogue_signals(self.index, half_lives, now)
+        return self._signals_cache
+
+    async def _encode(self, history: Sequence[tuple[str, EventType]]) -> UserEncoding:
+        """The user encoder over ``history``, left-padded to the model's length; the
+        attention returned covers the real history only (oldest first)."""
+        space = self.index.space
+        assert space is not None
+        tokens, types, content, pad = self.index.encoder_inputs(space, history)
+        encoding = await self._encoders.encode_user(tokens, types, content)
+        # Triton switches versions on its own: until the index follows (within
+        # index_refresh_s), a new version's vector would be scored against the old
+        # version's item space (with other tokens, maybe another width).
+        if encoding.model_version != str(space.version) or self.index.space is not space:
+            raise Unavailable(
+                f"Triton answered with user_encoder v{encoding.model_version} while the item"
+                f" index is in the space of v{space.version}; the index follows shortly"
+            )
+        return UserEncoding(encoding.vector, encoding.attention[pad:], encoding.model_version)

@@ -1,0 +1,208 @@
+"""The in-memory item index: content embeddings, item vectors, and blend signals.
+
+Rebuilt from PostgreSQL at start-up, then kept current from this server's own
+writes at once and other replicas' writes on a short refresh loop. Arrays are
+replaced (never mutated in place) so a request always sees one consistent state.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import numpy as np
+
+from serving.core.domain import EventType, Item
+from serving.core.itemspace import ItemSpace
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    """An item as the catalogue holds it: with its content embedding and last write."""
+
+    item: Item
+    embedding: np.ndarray
+    updated_at: datetime
+    deleted: bool
+
+
+@dataclass(frozen=True)
+class ItemStatsRow:
+    """An item's engagement statistics as of ``updated_at``."""
+
+    item_id: str
+    popularity: float
+    popularity_at: datetime
+    updated_at: datetime
+    impressions: int = 0
+    clicks: int = 0
+
+
+@dataclass(frozen=True)
+class IndexArrays:
+    ids: tuple[str, ...]
+    content: np.ndarray  # (N, 384) normalised content embeddings
+    vectors: np.ndarray  # (N, d) item vectors in the current model space; (N, 0) without one
+    published: np.ndarray  # (N,) epoch seconds, NaN when unknown
+    live: np.ndarray  # (N,) bool
+    window: np.ndarray  # (N, 2) availability from / until, epoch seconds (-inf / +inf: open)
+
+    def available(self, now: float) -> np.ndarray:
+        """Live items inside their availability window at ``now``."""
+        return self.live & (self.window[:, 0] <= now) & (now < self.window[:, 1])
+
+
+def _window(item: Item) -> tuple[float, float]:
+    start, end = item.available_from, item.available_until
+    return (start.timestamp() if start else -math.inf, end.timestamp() if end else math.inf)
+
+
+def _epoch(moment: datetime | None) -> float:
+    return moment.timestamp() if moment is not None else math.nan
+
+
+class ItemIndex:
+    """Every item the server can recommend, with popularity kept alongside."""
+
+    def __init__(self, content_dim: int = 384) -> None:
+        self._content_dim = content_dim
+        self._position: dict[str, int] = {}
+        self._items: list[Item] = []
+        self.space: ItemSpace | None = None
+        # Item positions by category, built on first use for the current arrays.
+        self._by_category: tuple[IndexArrays, dict[str, np.ndarray]] | None = None
+        self.arrays = IndexArrays(
+            ids=(),
+            content=np.zeros((0, content_dim), np.float32),
+            vectors=np.zeros((0, 0), np.float32),
+            published=np.zeros(0),
+            live=np.zeros(0, bool),
+            window=np.zeros((0, 2)),
+        )
+        self.popularity = np.zeros(0)  # decayed engagement at popularity_at
+        self.popularity_at = np.zeros(0)  # epoch seconds
+        self.impressions = np.zeros(0)
+        self.clicks = np.zeros(0)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def in_categories(self, categories: Iterable[str]) -> np.ndarray:
+        """Mask of the items that carry any of ``categories``."""
+        arrays = self.arrays
+        if self._by_category is None or self._by_category[0] is not arrays:
+            members: dict[str, list[int]] = {}
+            for position, item in enumerate(self._items):
+                for category in item.categories:
+                    members.setdefault(category, []).append(position)
+            self._by_category = (arrays, {c: np.array(p) for c, p in members.items()})
+        mask = np.zeros(len(arrays.ids), bool)
+        for category in categories:
+            positions = self._by_category[1].get(category)
+            if positions is not None:
+                mask[positions] = True
+        return mask
+
+    def primary_category(self, position: int) -> str:
+        """The first category of the item at ``position`` ("" when it has none)."""
+        categories = self._items[position].categories
+        return categories[0] if categories else ""
+
+    @property
+    def positions(self) -> dict[str, int]:
+        """Row of each item id in the arrays (read-only by convention)."""
+        return self._position
+
+    def position(self, item_id: str) -> int | None:
+        return self._position.get(item_id)
+
+    def encoder_inputs(
+        self, space: ItemSpace, history: Sequence[tuple[str, EventType]]
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """The user encoder's inputs for ``history`` (oldest first) in ``space``: tokens,
+        event types and content embeddings, left-padded to the model's length; and the
+        padding's length."""
+        arrays, length = self.arrays, space.max_len
+        history = history[-length:]
+        pad = length - len(history)
+        tokens = np.zeros(length, np.int64)
+        types = np.zeros(length, np.int64)
+        content = np.zeros((length, arrays.content.shape[1]), np.float32)
+        for offset, (item_id, event_type) in enumerate(history):
+            tokens[pad + offset] = space.token.get(item_id, 0)
+            types[pad + offset] = int(event_type)
+            position = self.position(item_id)
+            if position is not None and position < len(arrays.ids):
+                content[pad + offset] = arrays.content[position]
+        return tokens, types, content, pad
+
+    def upsert(self, stored: Iterable[StoredItem]) -> None:
+        """Add or replace items (soft-deleted ones stay, marked not live)."""
+        latest = {entry.item.item_id: entry for entry in stored}  # last write wins
+        if not latest:
+            return
+        old = self.arrays
+        for item_id, entry in latest.items():
+            if item_id not in self._position:
+                self._position[item_id] = len(self._items)
+                self._items.append(entry.item)
+            else:
+                self._items[self._position[item_id]] = entry.item
+        size, grow = len(self._items), len(self._items) - len(old.ids)
+        content = np.concatenate([old.content, np.zeros((grow, self._content_dim), np.float32)])
+        published = np.concatenate([old.published, np.full(grow, math.nan)])
+        live = np.concatenate([old.live, np.zeros(grow, bool)])
+        window = np.concatenate([old.window, np.zeros((grow, 2))])
+        rows = np.fromiter((self._position[i] for i in latest), dtype=np.int64, count=len(latest))
+        content[rows] = np.stack([entry.embedding for entry in latest.values()])
+        published[rows] = [_epoch(entry.item.published_at) for entry in latest.values()]
+        live[rows] = [not entry.deleted for entry in latest.values()]
+        window[rows] = [_window(entry.item) for entry in latest.values()]
+        ids = old.ids + tuple(item.item_id for item in self._items[len(old.ids) :])
+        vectors = old.vectors
+        if self.space is not None:
+            # Only the rows written now need new vectors.
+            vectors = np.concatenate(
+                [old.vectors, np.zeros((grow, old.vectors.shape[1]), np.float32)]
+            )
+            vectors[rows] = self.space.vectors(list(latest), content[rows])
+        else:
+            vectors = np.zeros((size, 0), np.float32)
+        self.popularity = np.concatenate([self.popularity, np.zeros(grow)])
+        self.popularity_at = np.concatenate([self.popularity_at, np.zeros(grow)])
+        self.impressions = np.concatenate([self.impressions, np.zeros(grow)])
+        self.clicks = np.concatenate([self.clicks, np.zeros(grow)])
+        self.arrays = IndexArrays(ids, content, vectors, published, live, window)
+
+    def set_space(self, space: ItemSpace) -> None:
+        """Place every item in a (new) model version's space."""
+        self.space = space
+        old = self.arrays
+        self.arrays = IndexArrays(
+            old.ids,
+            old.content,
+            space.vectors(old.ids, old.content),
+            old.published,
+            old.live,
+            old.window,
+        )
+
+    def count_impressions(self, positions: np.ndarray) -> None:
+        """This replica just showed these items (in place: counts only ever grow)."""
+        np.add.at(self.impressions, positions, 1.0)
+
+    def update_stats(self, rows: Iterable[ItemStatsRow]) -> None:
+        popularity = self.popularity.copy()
+        popularity_at = self.popularity_at.copy()
+        impressions, clicks = self.impressions.copy(), self.clicks.copy()
+        for row in rows:
+            position = self._position.get(row.item_id)
+            if position is not None:
+                popularity[position] = row.popularity
+                popularity_at[position] = row.popularity_at.timestamp()
+                impressions[position] = row.impressions
+                clicks[position] = row.clicks
+        self.popularity, self.popularity_at = popularity, popularity_at
+        self.impressions, self.clicks = impressions, clicks

@@ -1,0 +1,56 @@
+"""A user-encoder version's item space: where every item sits, learned or by its text.
+
+An item the model saw in training has a learned embedding; every item, seen or not, is
+also placed by projecting its content embedding. Pure numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class ItemSpace:
+    """Learned item embeddings (row i is vocabulary[i]) and the content projection."""
+
+    version: int
+    max_len: int
+    """History length the model was built for; requests are left-padded to it."""
+    vocabulary: tuple[str, ...]
+    item_embeddings: np.ndarray
+    projection_weight: np.ndarray
+    projection_bias: np.ndarray
+
+    @cached_property
+    def token(self) -> dict[str, int]:
+        """Model input id of each vocabulary item (1-based; 0 means no learned embedding)."""
+        return {item_id: i + 1 for i, item_id in enumerate(self.vocabulary)}
+
+    @cached_property
+    def _learned(self) -> np.ndarray:
+        """Learned embeddings by token; row 0 (no learned embedding) is zero."""
+        zero = np.zeros((1, self.item_embeddings.shape[1]), dtype=np.float32)
+        return np.concatenate([zero, self.item_embeddings.astype(np.float32)])
+
+    def vectors(self, item_ids: Sequence[str], content: np.ndarray) -> np.ndarray:
+        """Item vectors: learned embedding (zero for items the model never saw) + projection."""
+        tokens = np.fromiter(
+            (self.token.get(i, 0) for i in item_ids), dtype=np.int64, count=len(item_ids)
+        )
+        projected = content @ self.projection_weight.T + self.projection_bias
+        return (self._learned[tokens] + projected).astype(np.float32)
+
+
+@dataclass(frozen=True)
+class UserEncoding:
+    """A user's place in the item space, as the user encoder answers it."""
+
+    vector: np.ndarray
+    """(dim,) user vector in the item space."""
+    attention: np.ndarray
+    """(L,) attention of the latest position over the history."""
+    model_version: str

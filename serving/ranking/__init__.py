@@ -1,1 +1,0 @@
-"""Retrieval, blending, filtering and explanation: the orchestrator's domain logic."""
