@@ -227,7 +227,7 @@ export class RecsysClient {
     return response.experiments.map(convert.experiment);
   }
 
-  /** Closes the channel; calls in flight are cancelled. */
+  /** Closes the channel: later calls reject (pass an AbortSignal to cancel calls in flight). */
   close(): void {
     this.channel.close();
   }
