@@ -8,14 +8,20 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard protos/recsys/v1/*.proto)
 
-.PHONY: run test install proto lint bench clean chromium
+.PHONY: run test install proto lint bench clean chromium sdk-ts
 
 run: install
 	$(VENV)/bin/recsys up
 
 # lint first: the layer contracts, ruff and mypy are part of the suite.
-test: install deploy-tools chromium lint
+test: install deploy-tools chromium lint sdk-ts
 	$(PY) -m pytest
+
+# The TypeScript SDK (sdk/typescript): dependencies from its lockfile, types generated from
+# protos/ and compiled to dist/. Its node tests run under pytest (tests/*/test_typescript_sdk.py).
+sdk-ts:
+	@command -v npm >/dev/null || { echo "Node.js 20+ and npm are required for sdk/typescript"; exit 1; }
+	cd sdk/typescript && npm ci --no-audit --no-fund && npm run build
 
 # The dashboard's browser test (tests/e2e/test_dashboard_browser.py) drives Debian's
 # chromium headless; install it when missing (sudo only when not root).

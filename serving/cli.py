@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from serving import call
 from serving.config import InstanceKind, Settings, load_settings
 
 app = typer.Typer(help="Interactive recommendation platform.", no_args_is_help=True)
@@ -151,6 +152,7 @@ def _register_offline_commands() -> None:
 
 
 _register_offline_commands()
+call.register(app)  # `recsys call`: the API with grpcurl's JSON (serving/call.py)
 
 if __name__ == "__main__":
     app()
