@@ -16,7 +16,7 @@ from collections.abc import Mapping
 
 import pytest
 
-from serving.store.db import PROJECT_ROOT
+from serving.adapters.postgres.db import PROJECT_ROOT
 
 SDK_DIR = PROJECT_ROOT / "sdk" / "typescript"
 

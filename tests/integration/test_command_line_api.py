@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from serving.store.db import PROJECT_ROOT
+from serving.adapters.postgres.db import PROJECT_ROOT
 from tests.integration.platform import ADMIN_TOKEN, Running
 
 pytestmark = pytest.mark.integration
