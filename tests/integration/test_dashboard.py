@@ -6,6 +6,8 @@ test_dashboard_platform.py.)"""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ import psycopg
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import auth
 from dashboard.queries import catalogue, engagement, system
 from dashboard.queries import parameters as parameter_queries
 from serving.store import rollups
@@ -216,6 +219,45 @@ def test_login_is_required_and_checked(seeded_url: str, monkeypatch: pytest.Monk
     assert at.session_state["operator"] == "alice"
     assert _metrics(at)["Impressions"] == str(IMPRESSIONS)  # the Overview
     assert any("alice" in caption.value for caption in at.sidebar.caption)
+
+
+@pytest.fixture
+def fresh_throttle() -> Iterator[None]:
+    """A clean login throttle: it is process-wide, and AppTest runs the app in this process."""
+    auth.throttle.clear()
+    yield
+    auth.throttle.clear()
+
+
+@pytest.mark.usefixtures("fresh_throttle")
+def test_repeated_failed_logins_are_throttled_and_logged(
+    seeded_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="dashboard.auth")
+    at = _app(seeded_url, monkeypatch, operator=None).run()
+    gate = auth.throttle()
+
+    def log_in(password: str) -> None:
+        at.text_input(key="login_name").set_value("bob")
+        at.text_input(key="login_password").set_value(password)
+        at.button[0].click().run()
+        assert not at.exception, at.exception
+
+    for _ in range(gate.free_failures + 1):
+        log_in("guess")
+        assert [e.value for e in at.error] == ["Unknown operator or wrong password."]
+    log_in("builder")  # the right password, during the lock: refused unchecked
+    assert "operator" not in at.session_state
+    assert any("Too many failed logins" in e.value for e in at.error), at.error
+    failed = [r for r in caplog.records if r.getMessage().startswith("failed login for 'bob'")]
+    assert len(failed) == gate.free_failures + 1
+    assert f"({gate.free_failures + 1} in a row for this name" in failed[-1].getMessage()
+    assert any(r.getMessage().startswith("login refused for 'bob'") for r in caplog.records)
+
+    time.sleep(gate.base_delay_s)  # the first lock lapses: the right password works
+    log_in("builder")
+    assert at.session_state["operator"] == "bob"
+    assert gate.failures("bob", None) == (0, 0)
 
 
 def test_overview_shows_the_metrics(seeded_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
