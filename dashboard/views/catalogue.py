@@ -131,6 +131,12 @@ try:
             options = [f"{item_id} · {title}" for item_id, title in matches]
             chosen = st.selectbox("Item", options, key="item_choice") or options[0]
             _item(conn, settings.database_url.get_secret_value(), chosen.split(" · ", 1)[0])
+    computed = catalogue.computed_at(resources.connection())
+    st.caption(
+        "Window figures as of "
+        + ("(not computed yet)" if computed is None else f"{computed:%Y-%m-%d %H:%M:%S %Z}")
+        + ": recomputed from the daily rollup at every refresh on a small catalogue, at "
+        "most a few minutes apart on a large one."
+    )
 except psycopg.Error as error:
     resources.database_lost(error)
-st.caption("Window figures are recomputed from the daily rollup every few minutes.")

@@ -9,7 +9,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import auth
 from dashboard.queries import catalogue, engagement, system
 from dashboard.queries import parameters as parameter_queries
+from serving.config import Settings
 from serving.store import rollups
 from serving.store.db import migrate, start_embedded
 from tests.conftest import free_port
@@ -104,13 +105,14 @@ def _database(server: Any, name: str) -> str:
     return url
 
 
-def refresh(url: str) -> list[rollups.Pass]:
-    """Fold everything written so far into the rollups, as a server's refresher does."""
+def refresh(url: str, windows_every: timedelta = timedelta(0)) -> list[rollups.Pass]:
+    """Fold everything written so far into the rollups, as a server's refresher does (and
+    recompute the per-item windows if they are ``windows_every`` old)."""
 
     async def run() -> list[rollups.Pass]:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             return await rollups.catch_up(
-                conn, lag=timedelta(0), windows_every=timedelta(0), wait=True
+                conn, lag=timedelta(0), windows_every=windows_every, wait=True
             )
 
     return asyncio.run(run())
@@ -202,6 +204,59 @@ def test_refreshes_are_incremental_and_count_each_impression_once(server: Any) -
     assert totals["attributed_clicks"] == CLICKS + 1
     assert totals["likes"] == LIKES + 1
     assert totals["active_users"] == ACTIVE_USERS + 1
+
+
+def _windows_watermarks(url: str) -> tuple[datetime, datetime]:
+    """When the per-item windows were recomputed, and when the next recompute is due."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = dict(
+            conn.execute(
+                "SELECT name, watermark FROM rollup_watermarks WHERE name = ANY(%s)",
+                ([rollups.ITEM_WINDOWS, rollups.ITEM_WINDOWS_NEXT],),
+            ).fetchall()
+        )
+    return rows[rollups.ITEM_WINDOWS], rows[rollups.ITEM_WINDOWS_NEXT]
+
+
+def _set_windows_watermarks(url: str, done: str, due: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, value in ((rollups.ITEM_WINDOWS, done), (rollups.ITEM_WINDOWS_NEXT, due)):
+            conn.execute(
+                f"UPDATE rollup_watermarks SET watermark = {value} WHERE name = %s", (name,)
+            )
+
+
+def test_catalogue_counts_what_was_shown_at_the_next_pass(server: Any) -> None:
+    url = _database(server, "catalogue-live")
+    refresh(url, rollups.ITEM_WINDOWS_EVERY)  # a server's first pass: nothing shown yet
+    done, due = _windows_watermarks(url)
+    # Recomputing a small catalogue's windows takes milliseconds: the next recompute is due
+    # by the refresher's next pass, not ITEM_WINDOWS_EVERY later.
+    assert due - done < timedelta(seconds=Settings.model_fields["rollup_refresh_s"].default)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SEED)
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+    refresh(url, rollups.ITEM_WINDOWS_EVERY)  # the servers' own schedule
+    with psycopg.connect(url, autocommit=True) as conn:
+        day = engagement.totals(conn, DAY, engagement.series(conn, DAY))
+        month = catalogue.summary(conn, 30)
+        top = catalogue.top_items(conn, 30)
+        assert catalogue.computed_at(conn) > done
+    assert month["impressions"] == day["impressions"] == 7  # what the overview counts
+    assert list(top["clicks"]) == [2, 1, 0]
+
+    # Not due: left alone. A new UTC day: recomputed at once ("today" changed).
+    _set_windows_watermarks(url, "now()", "now() + interval '1 hour'")
+    before, _ = _windows_watermarks(url)
+    refresh(url, rollups.ITEM_WINDOWS_EVERY)
+    assert _windows_watermarks(url)[0] == before
+    _set_windows_watermarks(
+        url,
+        "date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '1 s'",
+        "now() + interval '1 hour'",
+    )
+    refresh(url, rollups.ITEM_WINDOWS_EVERY)
+    assert _windows_watermarks(url)[0] > before
 
 
 def test_login_is_required_and_checked(seeded_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
