@@ -20,6 +20,7 @@ from streamlit.testing.v1 import AppTest
 from dashboard import auth
 from dashboard.queries import catalogue, engagement, system
 from dashboard.queries import parameters as parameter_queries
+from dashboard.queries import users as user_queries
 from serving.config import Settings
 from serving.store import rollups
 from serving.store.db import migrate, start_embedded
@@ -356,6 +357,47 @@ def test_catalogue_shows_items_and_nearest_by_content(
     assert nearest["similarity"][0] == pytest.approx(1.0, abs=1e-4)
 
 
+RECENT_USERS = """
+INSERT INTO users (user_id, last_seen_at)
+VALUES ('u1', now() - interval '10 minutes'), ('u2', now() - interval '1 minute'),
+       ('u3', now() - interval '2 days')
+ON CONFLICT DO NOTHING;
+INSERT INTO user_state (subject, item_ids, event_types)
+VALUES ('u2', '{c,b,a}', '{1,2,6}') ON CONFLICT DO NOTHING;
+"""
+
+
+def test_users_page_lists_the_recently_active_users(
+    seeded_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with psycopg.connect(seeded_url, autocommit=True) as conn:
+        conn.execute(RECENT_USERS)
+        recent = user_queries.recent_users(conn)
+        assert list(user_queries.recent_users(conn, limit=2)["user_id"]) == ["u2", "u1"]
+    assert list(recent["user_id"]) == ["u2", "u1", "u3"]  # newest first
+    assert list(recent["events"]) == [5, 5, 0]  # as seeded in SEED
+    assert recent["last_items"][0] == ["a", "b", "c"]  # newest first
+    assert recent["last_types"][0] == ["purchase", "like", "click"]
+    assert recent["last_items"][1] == [] and recent["last_items"][2] == []
+
+    at = _app(seeded_url, monkeypatch)
+    at.switch_page("views/users.py").run()
+    assert not at.exception, at.exception
+    picker = at.selectbox(key="recent_user")
+    # (u2 was seen a minute before the page ran: "1 min ago" or, on a slow run, "2 min ago")
+    assert picker.options[0].startswith("u2 · seen ")
+    assert picker.options[0].endswith(
+        " · 5 events · Item a (purchase), Item b (like), Item c (click)"
+    )
+    assert picker.options[1:] == [
+        "u1 · seen 10 min ago · 5 events · -",
+        "u3 · seen 2 days ago · 0 events · -",
+    ]
+    assert picker.value is None and at.text_input(key="user_id").value == ""
+    listed = at.dataframe[0].value
+    assert list(listed["user_id"]) == ["u2", "u1", "u3"]
+
+
 def test_read_only_pages_on_an_empty_database(
     empty_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -369,6 +411,10 @@ def test_read_only_pages_on_an_empty_database(
     at.switch_page("views/experiments.py").run()
     assert not at.exception, at.exception
     assert any("No experiment yet" in info.value for info in at.info)
+    at.switch_page("views/users.py").run()
+    assert not at.exception, at.exception
+    assert any("No user has sent feedback yet" in info.value for info in at.info)
+    assert at.selectbox(key="recent_user").options == []
 
 
 def test_dashboard_without_a_database_url(monkeypatch: pytest.MonkeyPatch) -> None:
