@@ -88,10 +88,12 @@ def _item(conn: psycopg.Connection[Any], url: str, item_id: str) -> None:
     ):
         column.metric(label, f"{int(found[key] or 0):,}", help="all time (item statistics)")
     days = catalogue.item_days(conn, item_id, max(catalogue.WINDOWS.values()))
-    if not days.empty:
+    if days["impressions"].sum():
         st.altair_chart(
             charts.line(days, "day", "impressions", "impressions per day"), width="stretch"
         )
+    else:
+        st.caption(f"Not shown in the last {max(catalogue.WINDOWS.values())} days.")
     index = _content_index(url)
     nearest = index.nearest(item_id, NEAREST)
     st.markdown("**Nearest items by content** (cosine similarity of the MiniLM embeddings)")
