@@ -138,7 +138,8 @@ try:
         "Recently active users",
         list(facts),
         index=None,
-        format_func=facts.__getitem__,
+        # (.get: a pick that has since left the list, e.g. a forgotten user, keeps its id)
+        format_func=lambda user: facts.get(user, user),
         placeholder="Pick a user…" if facts else "No user has sent feedback yet",
         key="recent_user",
         on_change=_picked,
