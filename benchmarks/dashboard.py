@@ -207,7 +207,8 @@ async def fold(url: str) -> float:
         await rollups.refresh_item_windows(conn, timedelta(0))
         print(
             f"per-item 1/7/30-day windows recomputed in {time.perf_counter() - windows:.1f}s"
-            f" (every {rollups.ITEM_WINDOWS_EVERY.total_seconds() / 60:.0f} min in the servers)",
+            f" (the servers wait {rollups.ITEM_WINDOWS_DUTY} times as long, at most"
+            f" {rollups.ITEM_WINDOWS_EVERY.total_seconds() / 60:.0f} min, before the next)",
             flush=True,
         )
         return elapsed

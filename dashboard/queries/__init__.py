@@ -31,3 +31,16 @@ def one(conn: Connection, query: str, params: Mapping[str, Any]) -> tuple[Any, .
     row = conn.execute(query, params).fetchone()
     assert row is not None, "an aggregate query returns one row"
     return tuple(row)
+
+
+# The refresher's watermarks (serving/store/rollups.py WATERMARK and ITEM_WINDOWS; named
+# here, not imported, so that the pages do not depend on the store's module layout).
+PASS_WATERMARK = "dashboard"
+WINDOWS_WATERMARK = "item_windows"
+
+
+def watermark(conn: Connection, name: str) -> Any:
+    """When the refresher last moved watermark ``name`` (None before it ever did)."""
+    row = conn.execute("SELECT watermark FROM rollup_watermarks WHERE name = %s", (name,))
+    found = row.fetchone()
+    return None if found is None else found[0]

@@ -1,6 +1,7 @@
 """Catalogue: exposure and engagement per item over the last 1, 7 or 30 UTC days (from
-the per-item window rollup, recomputed every few minutes), coverage, cold items, category
-mix and the long tail; one item's numbers and days.
+the per-item window rollup: recomputed at every refresh pass on a small catalogue, at most
+every few minutes on a large one), coverage, cold items, category mix and the long tail;
+one item's numbers and days.
 
 - Coverage = distinct items shown / items available now.
 - Cold items: ingested within the last ``COLD_DAYS`` days.
@@ -14,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.queries import Connection, frame, one
+from dashboard.queries import WINDOWS_WATERMARK, Connection, frame, one, watermark
 from dashboard.queries.embeddings import ContentIndex
 from serving.adapters.postgres.rollups import ITEM_WINDOW_DAYS
 
@@ -150,3 +151,8 @@ def item_days(conn: Connection, item_id: str, days: int) -> pd.DataFrame:
 def titles(conn: Connection, item_ids: list[str]) -> dict[str, str]:
     """item_id -> title for the given ids (unknown ids are left out)."""
     return dict(conn.execute(_TITLES, {"ids": item_ids}).fetchall())
+
+
+def computed_at(conn: Connection) -> Any:
+    """When the window figures were last recomputed (None before the first time)."""
+    return watermark(conn, WINDOWS_WATERMARK)

@@ -12,7 +12,7 @@ from typing import Any
 
 import pandas as pd
 
-from dashboard.queries import Connection, frame, one
+from dashboard.queries import PASS_WATERMARK, Connection, frame, one, watermark
 
 WINDOWS: dict[str, int] = {
     "Last 15 min": 15 * 60,
@@ -73,8 +73,6 @@ WHERE created_at >= now() - make_interval(secs => %(window_s)s)
 ORDER BY version
 """
 
-_FRESHNESS = "SELECT max(watermark) FROM rollup_watermarks"
-
 
 def series(conn: Connection, window_s: int) -> pd.DataFrame:
     """One row per chart bucket: ``bucket`` (UTC start), the rollup counts, ``ctr`` and
@@ -112,4 +110,4 @@ def parameter_changes(conn: Connection, window_s: int) -> pd.DataFrame:
 
 def freshness(conn: Connection) -> Any:
     """Up to when the rollups hold the traffic (None before the first refresh)."""
-    return one(conn, _FRESHNESS, {})[0]
+    return watermark(conn, PASS_WATERMARK)

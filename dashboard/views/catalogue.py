@@ -88,10 +88,12 @@ def _item(conn: psycopg.Connection[Any], url: str, item_id: str) -> None:
     ):
         column.metric(label, f"{int(found[key] or 0):,}", help="all time (item statistics)")
     days = catalogue.item_days(conn, item_id, max(catalogue.WINDOWS.values()))
-    if not days.empty:
+    if days["impressions"].sum():
         st.altair_chart(
             charts.line(days, "day", "impressions", "impressions per day"), width="stretch"
         )
+    else:
+        st.caption(f"Not shown in the last {max(catalogue.WINDOWS.values())} days.")
     index = _content_index(url)
     nearest = index.nearest(item_id, NEAREST)
     st.markdown("**Nearest items by content** (cosine similarity of the MiniLM embeddings)")
@@ -131,6 +133,12 @@ try:
             options = [f"{item_id} · {title}" for item_id, title in matches]
             chosen = st.selectbox("Item", options, key="item_choice") or options[0]
             _item(conn, settings.database_url.get_secret_value(), chosen.split(" · ", 1)[0])
+    computed = catalogue.computed_at(resources.connection())
+    st.caption(
+        "Window figures as of "
+        + ("(not computed yet)" if computed is None else f"{computed:%Y-%m-%d %H:%M:%S %Z}")
+        + ": recomputed from the daily rollup at every refresh on a small catalogue, at "
+        "most a few minutes apart on a large one."
+    )
 except psycopg.Error as error:
     resources.database_lost(error)
-st.caption("Window figures are recomputed from the daily rollup every few minutes.")

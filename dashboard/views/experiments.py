@@ -52,6 +52,11 @@ def _show_results(experiment: dict[str, Any]) -> None:
         resources.connection(), names, experiment["created_at"], experiment["stopped_at"]
     )
     results = compare(traffic)
+    if not results["impressions"].sum():
+        st.caption(
+            "No impressions in this experiment yet: its variants' rates and intervals fill "
+            "in as they serve."
+        )
     left, right = st.columns(2)
     left.altair_chart(charts.rate_with_interval(results, "ctr", "CTR"), width="stretch")
     right.altair_chart(

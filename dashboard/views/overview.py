@@ -44,16 +44,23 @@ def live(window_s: int) -> None:
     bottom[2].metric("Purchases", _count(totals["purchases"]))
     bottom[3].metric("Active users", _count(totals["active_users"]))
     bottom[4].metric("Active sessions", _count(totals["active_sessions"]))
-    if totals["impressions"] == 0 and totals["clicks"] + totals["likes"] == 0:
+    kinds = ["clicks", "likes", "add_to_carts", "purchases", "dislikes", "skips"]
+    shown, feedback = int(series["impressions"].sum()), int(series[kinds].to_numpy().sum())
+    if shown + feedback == 0:
         st.info(
             "No traffic yet in this window. Recommendations and feedback appear here as "
             "soon as clients (or the demo simulator started by `make run`) call the API."
         )
     st.subheader("Impressions and CTR")
-    st.altair_chart(charts.engagement(series, changes), width="stretch")
+    if shown:
+        st.altair_chart(charts.engagement(series, changes), width="stretch")
+    else:
+        st.caption("No impressions in this window: nothing to chart.")
     st.subheader("Feedback")
-    kinds = ["clicks", "likes", "add_to_carts", "purchases", "dislikes", "skips"]
-    st.altair_chart(charts.events(series, changes, kinds), width="stretch")
+    if feedback:
+        st.altair_chart(charts.events(series, changes, kinds), width="stretch")
+    else:
+        st.caption("No feedback in this window: nothing to chart.")
     if len(changes):
         st.caption(
             f"Dashed lines: {len(changes)} parameter change(s) in this window (hover for who "

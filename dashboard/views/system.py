@@ -54,15 +54,20 @@ def _database(window_s: int) -> None:
     ingestion = system.ingestion(conn, window_s)
     minutes = max(1.0, window_s / 60)
     st.metric("Events per minute (window average)", f"{ingestion['events'].sum() / minutes:,.1f}")
-    if not ingestion.empty:
+    if ingestion["events"].sum():
         st.altair_chart(
             charts.line(ingestion, "minute", "events", "events per minute"), width="stretch"
         )
+    else:
+        st.caption("No feedback received in this window: nothing to chart.")
     st.subheader("Database")
     total, tables = system.database_size(conn)
     st.metric("Database size", f"{total / 2**20:,.1f} MiB")
     tables["MiB"] = (tables["bytes"] / 2**20).round(1)
-    st.altair_chart(charts.bars(tables[["table", "MiB"]], "table", "MiB", "MiB"), width="stretch")
+    st.altair_chart(
+        charts.bars(tables[["table", "MiB"]], "table", "MiB", "MiB", charts.DECIMAL),
+        width="stretch",
+    )
 
 
 st.title("System")

@@ -1,19 +1,25 @@
-"""Users: one user's recent events, their current recommendations with explanations (the
-real Recommend RPC), and "forget this user" (the ForgetUser RPC) after confirmation."""
+"""Users: pick one of the recently active users (or enter a known id) to see their recent
+events, their current recommendations with explanations (the real Recommend RPC), and
+"forget this user" (the ForgetUser RPC) after confirmation."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import grpc
 import pandas as pd
 import psycopg
 import streamlit as st
 
-from dashboard import resources
+from dashboard import labels, resources
 from dashboard.queries import catalogue
 from dashboard.queries import users as queries
 from serving.core.domain import Recommendation
 
 K = 10
+RECENT = 20
+LAST_ITEMS = 3
+TITLE_CHARS = 32
 
 
 def _recommendations_table(rec: Recommendation, titles: dict[str, str]) -> pd.DataFrame:
@@ -34,6 +40,44 @@ def _recommendations_table(rec: Recommendation, titles: dict[str, str]) -> pd.Da
     return pd.DataFrame(rows)
 
 
+def _recommend(user_id: str) -> Recommendation:
+    """The user's live recommendations.
+
+    The seam for "try a query" (issue 19): once RecommendRequest has a free-text query and
+    the SDK's ``recommend`` takes it, a text box above the list passes it here. There is no
+    such box until then: the API cannot take a query yet."""
+    return resources.client().recommend(user_id, k=K)
+
+
+def _recent(conn: psycopg.Connection[Any]) -> pd.DataFrame:
+    """The recently active users with a few facts each, titles instead of item ids."""
+    recent = queries.recent_users(conn, RECENT, LAST_ITEMS)
+    titles = catalogue.titles(conn, [i for items in recent["last_items"] for i in items])
+    recent["last seen"] = [labels.ago(s) for s in recent["seconds_ago"]]
+    recent["last items"] = [
+        ", ".join(
+            f"{titles.get(item, item)[:TITLE_CHARS]} ({kind})"
+            for item, kind in zip(items, kinds, strict=True)
+        )
+        or "-"
+        for items, kinds in zip(recent["last_items"], recent["last_types"], strict=True)
+    ]
+    return recent
+
+
+def _picked() -> None:
+    # Picking a recent user fills the id box: the box is the one source of the chosen user.
+    picked = st.session_state.get("recent_user")
+    if picked:
+        st.session_state["user_id"] = picked
+    _changed_user()
+
+
+def _changed_user() -> None:
+    # A confirmation given for one user never carries over to the next.
+    st.session_state["forget_confirm"] = False
+
+
 def _show(user_id: str) -> None:
     conn = resources.connection()
     state = queries.state(conn, user_id)
@@ -51,7 +95,7 @@ def _show(user_id: str) -> None:
     st.subheader("Current recommendations")
     st.caption("Asked live from the Recommend RPC (the answer is logged like any other).")
     try:
-        rec = resources.client().recommend(user_id, k=K)
+        rec = _recommend(user_id)
     except grpc.RpcError as error:
         st.error(f"Recommend failed: {error.details()}")
     else:
@@ -78,9 +122,45 @@ def _show(user_id: str) -> None:
 
 st.title("Users")
 resources.operator()
-user_id = st.text_input("User id", key="user_id").strip()
-if user_id:
-    try:
+try:
+    recent = _recent(resources.connection())
+    facts = {
+        user: f"{user} · seen {seen} · {labels.count(int(events), 'event')} · {items}"
+        for user, seen, events, items in zip(
+            recent["user_id"],
+            recent["last seen"],
+            recent["events"],
+            recent["last items"],
+            strict=True,
+        )
+    }
+    st.selectbox(
+        "Recently active users",
+        list(facts),
+        index=None,
+        # (.get: a pick that has since left the list, e.g. a forgotten user, keeps its id)
+        format_func=lambda user: facts.get(user, user),
+        placeholder="Pick a user…" if facts else "No user has sent feedback yet",
+        key="recent_user",
+        on_change=_picked,
+    )
+    user_id = st.text_input(
+        "…or a user id you know", key="user_id", on_change=_changed_user
+    ).strip()
+    if user_id:
         _show(user_id)
-    except psycopg.Error as error:
-        resources.database_lost(error)
+    elif recent.empty:
+        st.info(
+            "No user has sent feedback yet. Users appear here as soon as clients (or the "
+            "demo simulator started by `make run`) log events; a user id you know can be "
+            "entered above meanwhile."
+        )
+    else:
+        st.caption(f"The {len(recent)} users seen most recently (by their feedback).")
+        st.dataframe(
+            recent[["user_id", "last seen", "events", "last items"]],
+            hide_index=True,
+            column_config={"last items": st.column_config.TextColumn(width="large")},
+        )
+except psycopg.Error as error:
+    resources.database_lost(error)

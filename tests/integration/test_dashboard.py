@@ -6,8 +6,10 @@ test_dashboard_platform.py.)"""
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +17,13 @@ import psycopg
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import auth
 from dashboard.queries import catalogue, engagement, system
 from dashboard.queries import parameters as parameter_queries
+from dashboard.queries import users as user_queries
 from serving.adapters.postgres import rollups
 from serving.adapters.postgres.db import migrate, start_embedded
+from serving.config import Settings
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration
@@ -101,13 +106,14 @@ def _database(server: Any, name: str) -> str:
     return url
 
 
-def refresh(url: str) -> list[rollups.Pass]:
-    """Fold everything written so far into the rollups, as a server's refresher does."""
+def refresh(url: str, windows_every: timedelta = timedelta(0)) -> list[rollups.Pass]:
+    """Fold everything written so far into the rollups, as a server's refresher does (and
+    recompute the per-item windows if they are ``windows_every`` old)."""
 
     async def run() -> list[rollups.Pass]:
         async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
             return await rollups.catch_up(
-                conn, lag=timedelta(0), windows_every=timedelta(0), wait=True
+                conn, lag=timedelta(0), windows_every=windows_every, wait=True
             )
 
     return asyncio.run(run())
@@ -201,6 +207,59 @@ def test_refreshes_are_incremental_and_count_each_impression_once(server: Any) -
     assert totals["active_users"] == ACTIVE_USERS + 1
 
 
+def _windows_watermarks(url: str) -> tuple[datetime, datetime]:
+    """When the per-item windows were recomputed, and when the next recompute is due."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = dict(
+            conn.execute(
+                "SELECT name, watermark FROM rollup_watermarks WHERE name = ANY(%s)",
+                ([rollups.ITEM_WINDOWS, rollups.ITEM_WINDOWS_NEXT],),
+            ).fetchall()
+        )
+    return rows[rollups.ITEM_WINDOWS], rows[rollups.ITEM_WINDOWS_NEXT]
+
+
+def _set_windows_watermarks(url: str, done: str, due: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, value in ((rollups.ITEM_WINDOWS, done), (rollups.ITEM_WINDOWS_NEXT, due)):
+            conn.execute(
+                f"UPDATE rollup_watermarks SET watermark = {value} WHERE name = %s", (name,)
+            )
+
+
+def test_catalogue_counts_what_was_shown_at_the_next_pass(server: Any) -> None:
+    url = _database(server, "catalogue-live")
+    refresh(url, rollups.ITEM_WINDOWS_EVERY)  # a server's first pass: nothing shown yet
+    done, due = _windows_watermarks(url)
+    # Recomputing a small catalogue's windows takes milliseconds: the next recompute is due
+    # by the refresher's next pass, not ITEM_WINDOWS_EVERY later.
+    assert due - done < timedelta(seconds=Settings.model_fields["rollup_refresh_s"].default)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(SEED)
+    time.sleep(max(0.0, (due - datetime.now(UTC)).total_seconds()))
+    refresh(url, rollups.ITEM_WINDOWS_EVERY)  # the servers' own schedule
+    with psycopg.connect(url, autocommit=True) as conn:
+        day = engagement.totals(conn, DAY, engagement.series(conn, DAY))
+        month = catalogue.summary(conn, 30)
+        top = catalogue.top_items(conn, 30)
+        assert catalogue.computed_at(conn) > done
+    assert month["impressions"] == day["impressions"] == 7  # what the overview counts
+    assert list(top["clicks"]) == [2, 1, 0]
+
+    # Not due: left alone. A new UTC day: recomputed at once ("today" changed).
+    _set_windows_watermarks(url, "now()", "now() + interval '1 hour'")
+    before, _ = _windows_watermarks(url)
+    refresh(url, rollups.ITEM_WINDOWS_EVERY)
+    assert _windows_watermarks(url)[0] == before
+    _set_windows_watermarks(
+        url,
+        "date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' - interval '1 s'",
+        "now() + interval '1 hour'",
+    )
+    refresh(url, rollups.ITEM_WINDOWS_EVERY)
+    assert _windows_watermarks(url)[0] > before
+
+
 def test_login_is_required_and_checked(seeded_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     at = _app(seeded_url, monkeypatch, operator=None).run()
     assert not at.exception, at.exception
@@ -216,6 +275,45 @@ def test_login_is_required_and_checked(seeded_url: str, monkeypatch: pytest.Monk
     assert at.session_state["operator"] == "alice"
     assert _metrics(at)["Impressions"] == str(IMPRESSIONS)  # the Overview
     assert any("alice" in caption.value for caption in at.sidebar.caption)
+
+
+@pytest.fixture
+def fresh_throttle() -> Iterator[None]:
+    """A clean login throttle: it is process-wide, and AppTest runs the app in this process."""
+    auth.throttle.clear()
+    yield
+    auth.throttle.clear()
+
+
+@pytest.mark.usefixtures("fresh_throttle")
+def test_repeated_failed_logins_are_throttled_and_logged(
+    seeded_url: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="dashboard.auth")
+    at = _app(seeded_url, monkeypatch, operator=None).run()
+    gate = auth.throttle()
+
+    def log_in(password: str) -> None:
+        at.text_input(key="login_name").set_value("bob")
+        at.text_input(key="login_password").set_value(password)
+        at.button[0].click().run()
+        assert not at.exception, at.exception
+
+    for _ in range(gate.free_failures + 1):
+        log_in("guess")
+        assert [e.value for e in at.error] == ["Unknown operator or wrong password."]
+    log_in("builder")  # the right password, during the lock: refused unchecked
+    assert "operator" not in at.session_state
+    assert any("Too many failed logins" in e.value for e in at.error), at.error
+    failed = [r for r in caplog.records if r.getMessage().startswith("failed login for 'bob'")]
+    assert len(failed) == gate.free_failures + 1
+    assert f"({gate.free_failures + 1} in a row for this name" in failed[-1].getMessage()
+    assert any(r.getMessage().startswith("login refused for 'bob'") for r in caplog.records)
+
+    time.sleep(gate.base_delay_s)  # the first lock lapses: the right password works
+    log_in("builder")
+    assert at.session_state["operator"] == "bob"
+    assert gate.failures("bob", None) == (0, 0)
 
 
 def test_overview_shows_the_metrics(seeded_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -259,6 +357,47 @@ def test_catalogue_shows_items_and_nearest_by_content(
     assert nearest["similarity"][0] == pytest.approx(1.0, abs=1e-4)
 
 
+RECENT_USERS = """
+INSERT INTO users (user_id, last_seen_at)
+VALUES ('u1', now() - interval '10 minutes'), ('u2', now() - interval '1 minute'),
+       ('u3', now() - interval '2 days')
+ON CONFLICT DO NOTHING;
+INSERT INTO user_state (subject, item_ids, event_types)
+VALUES ('u2', '{c,b,a}', '{1,2,6}') ON CONFLICT DO NOTHING;
+"""
+
+
+def test_users_page_lists_the_recently_active_users(
+    seeded_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with psycopg.connect(seeded_url, autocommit=True) as conn:
+        conn.execute(RECENT_USERS)
+        recent = user_queries.recent_users(conn)
+        assert list(user_queries.recent_users(conn, limit=2)["user_id"]) == ["u2", "u1"]
+    assert list(recent["user_id"]) == ["u2", "u1", "u3"]  # newest first
+    assert list(recent["events"]) == [5, 5, 0]  # as seeded in SEED
+    assert recent["last_items"][0] == ["a", "b", "c"]  # newest first
+    assert recent["last_types"][0] == ["purchase", "like", "click"]
+    assert recent["last_items"][1] == [] and recent["last_items"][2] == []
+
+    at = _app(seeded_url, monkeypatch)
+    at.switch_page("views/users.py").run()
+    assert not at.exception, at.exception
+    picker = at.selectbox(key="recent_user")
+    # (u2 was seen a minute before the page ran: "1 min ago" or, on a slow run, "2 min ago")
+    assert picker.options[0].startswith("u2 · seen ")
+    assert picker.options[0].endswith(
+        " · 5 events · Item a (purchase), Item b (like), Item c (click)"
+    )
+    assert picker.options[1:] == [
+        "u1 · seen 10 min ago · 5 events · -",
+        "u3 · seen 2 days ago · 0 events · -",
+    ]
+    assert picker.value is None and at.text_input(key="user_id").value == ""
+    listed = at.dataframe[0].value
+    assert list(listed["user_id"]) == ["u2", "u1", "u3"]
+
+
 def test_read_only_pages_on_an_empty_database(
     empty_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -272,6 +411,10 @@ def test_read_only_pages_on_an_empty_database(
     at.switch_page("views/experiments.py").run()
     assert not at.exception, at.exception
     assert any("No experiment yet" in info.value for info in at.info)
+    at.switch_page("views/users.py").run()
+    assert not at.exception, at.exception
+    assert any("No user has sent feedback yet" in info.value for info in at.info)
+    assert at.selectbox(key="recent_user").options == []
 
 
 def test_dashboard_without_a_database_url(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -8,7 +8,7 @@ import struct
 import numpy as np
 import pytest
 
-from dashboard import auth, stats
+from dashboard import auth, labels, stats
 from dashboard.queries.embeddings import ContentIndex, _parse
 from dashboard.queries.system import quantile
 
@@ -63,3 +63,20 @@ def test_binary_copy_of_embeddings_parses_and_searches() -> None:
     assert [item for item, _ in index.nearest("a", 3)] == ["b", "c", "d"]
     assert index.nearest("missing") == []
     assert index.search("alp") == [("a", "Alpha"), ("d", "ALP")]
+
+
+def test_ago_labels() -> None:
+    assert [labels.ago(s) for s in (5, 75, 600, 5399, 5400, 7 * 3600, 2 * 86_400)] == [
+        "just now",
+        "1 min ago",
+        "10 min ago",
+        "90 min ago",
+        "2 h ago",
+        "7 h ago",
+        "2 days ago",
+    ]
+    assert [labels.count(n, "event") for n in (0, 1, 1204)] == [
+        "0 events",
+        "1 event",
+        "1,204 events",
+    ]
