@@ -29,11 +29,13 @@ from serving.adapters.postgres.listen import NotificationListener
 from serving.adapters.postgres.logged import PostgresLoggedLists
 from serving.adapters.postgres.parameters import CHANNEL, PostgresParameters
 from serving.adapters.postgres.partitions import ensure_event_partitions
-from serving.adapters.postgres.rollups import RollupRefresher
+from serving.adapters.postgres.rollups import PostgresRollups, RollupRefresher
 from serving.adapters.triton.client import TritonEncoders
 from serving.api.interceptors import (
     AdminAuthInterceptor,
+    DecodingInterceptor,
     ErrorInterceptor,
+    MetricsInterceptor,
     RateLimitInterceptor,
 )
 from serving.api.ratelimit import TokenBuckets
@@ -69,8 +71,11 @@ def create_server(
 ) -> grpc.aio.Server:
     """A gRPC server with every service registered, bound to the configured port."""
     server = grpc.aio.server(
+        # Outermost first: each sees what the ones after it raise.
         interceptors=[
+            MetricsInterceptor(),
             ErrorInterceptor(),
+            DecodingInterceptor(),
             AdminAuthInterceptor(settings.admin_token.get_secret_value()),
             RateLimitInterceptor(
                 TokenBuckets(settings.feedback_rate_limit, settings.feedback_rate_burst)
@@ -119,6 +124,7 @@ class Platform:
         await ensure_event_partitions(pool, datetime.now(UTC))
         encoders = TritonEncoders(settings.triton_grpc_url, settings.triton_timeout_ms)
         parameter_store, experiments = PostgresParameters(pool), PostgresExperiments(pool)
+        await parameter_store.ensure()
         parameters = ParameterCache(parameter_store, experiments)
         await parameters.reload()
         listener = NotificationListener(url, CHANNEL, parameters.reload)
@@ -140,7 +146,7 @@ class Platform:
         preview = PreviewService(PostgresLoggedLists(pool), feedback, recommender, parameters)
         services = Services(
             recommender=recommender,
-            feedback=FeedbackService(feedback, impressions, parameters),
+            feedback=FeedbackService(feedback, impressions, parameters, PostgresRollups(pool)),
             items=ItemService(catalogue, encoders, index),
             admin=AdminService(parameter_store, experiments, preview),
         )

@@ -1,9 +1,10 @@
 """Overview: engagement totals and time series for "the last N" windows, from rollups.
 
 CTR = attributed clicks / impressions and conversion = attributed purchases / impressions
-(DESIGN.md: same recommendation and item within 30 minutes; an impression counts once
-however often it was clicked). Likes, add-to-carts and purchases are all events of the
-type. Active users and sessions are those seen (a recommendation or an event) in the window.
+(docs/ARCHITECTURE.md, "Metric definitions": same recommendation and item within 30
+minutes; an impression counts once however often it was clicked). Likes, add-to-carts and
+purchases are all events of the type. Active users and sessions are those seen (a
+recommendation or an event) in the window.
 """
 
 from __future__ import annotations

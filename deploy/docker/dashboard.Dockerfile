@@ -7,15 +7,13 @@
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
-ARG TORCH_VERSION=2.13.0
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Only the dashboard extra: no torch or transformers.
 ARG GRPCIO_TOOLS_VERSION=1.81.0
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/tools \
  && /opt/tools/bin/pip install "grpcio-tools==${GRPCIO_TOOLS_VERSION}" \
- && python -m venv /opt/venv \
- && /opt/venv/bin/pip install --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
+ && python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY protos ./protos
 RUN mkdir -p build/proto \
@@ -24,7 +22,7 @@ RUN mkdir -p build/proto \
       protos/recsys/v1/recsys.proto \
  && touch build/proto/recsys/__init__.py build/proto/recsys/v1/__init__.py
 COPY serving ./serving
-RUN /opt/venv/bin/pip install . \
+RUN /opt/venv/bin/pip install ".[dashboard]" \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
 FROM ${PYTHON_IMAGE} AS runtime

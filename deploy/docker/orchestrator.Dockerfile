@@ -11,18 +11,14 @@ ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
-# The CPU wheel keeps the image ~1 GB smaller than PyPI's default CUDA build; `torch==2.13.0`
-# in pyproject.toml is satisfied by `2.13.0+cpu` (local version labels are ignored by `==`).
-ARG TORCH_VERSION=2.13.0
-ARG TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# Only the orchestrator extra: no torch, transformers or streamlit (the models run in Triton).
 ARG GRPCIO_TOOLS_VERSION=1.81.0
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 # Code generation tools live in their own venv so they never reach the runtime image.
 RUN python -m venv /opt/tools \
  && /opt/tools/bin/pip install "grpcio-tools==${GRPCIO_TOOLS_VERSION}" \
- && python -m venv /opt/venv \
- && /opt/venv/bin/pip install --index-url "${TORCH_INDEX}" "torch==${TORCH_VERSION}"
+ && python -m venv /opt/venv
 COPY pyproject.toml README.md ./
 COPY protos ./protos
 # Same step as `make proto`: generated code goes to build/proto (package recsys.v1).
@@ -32,7 +28,7 @@ RUN mkdir -p build/proto \
       protos/recsys/v1/recsys.proto \
  && touch build/proto/recsys/__init__.py build/proto/recsys/v1/__init__.py
 COPY serving ./serving
-RUN /opt/venv/bin/pip install . \
+RUN /opt/venv/bin/pip install ".[orchestrator]" \
  && find /opt/venv -name '__pycache__' -prune -exec rm -rf {} +
 
 # ---------------------------------------------------------------------------------------------

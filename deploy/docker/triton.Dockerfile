@@ -63,7 +63,7 @@ RUN mkdir -p build/proto \
       protos/recsys/v1/recsys.proto \
  && touch build/proto/recsys/__init__.py build/proto/recsys/v1/__init__.py
 COPY serving ./serving
-RUN /opt/recsys/bin/pip install . \
+RUN /opt/recsys/bin/pip install ".[triton]" \
  && /opt/recsys/bin/python -c "import numpy, torch; assert numpy.__version__ < '2', numpy.__version__" \
  && find /opt/recsys -name '__pycache__' -prune -exec rm -rf {} +
 

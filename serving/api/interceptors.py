@@ -1,5 +1,5 @@
-"""Cross-cutting server behaviour: admin authentication, rate limits, request decoding,
-error mapping, metrics."""
+"""Cross-cutting server behaviour, one interceptor per job: metrics, error mapping,
+request decoding, admin authentication, rate limits."""
 
 from __future__ import annotations
 
@@ -44,13 +44,16 @@ def _wrap_unary(
     )
 
 
-class ErrorInterceptor(grpc.aio.ServerInterceptor):
-    """Maps domain errors to their status, anything else to a generic INTERNAL (logged
-    with its trace), and records request counts and latency by method and status.
+class _UnaryInterceptor(grpc.aio.ServerInterceptor):
+    """Wraps the unary handlers for which ``_wrapper`` gives a wrapper (None: as they are);
+    streaming handlers (health's Watch, reflection) pass through."""
 
-    It also decodes requests: one that is not a valid message is INVALID_ARGUMENT.
-    Registered first, so it sees what every inner interceptor raises.
-    """
+    def _wrapper(self, details: grpc.HandlerCallDetails) -> Callable[[Behavior], Behavior] | None:
+        raise NotImplementedError
+
+    def _deserializer(self, handler: grpc.RpcMethodHandler) -> Callable[[bytes], Any] | None:
+        """The request deserializer to use (None: the handler's own)."""
+        return None
 
     async def intercept_service(
         self,
@@ -60,6 +63,17 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
         handler = await continuation(details)
         if handler is None or handler.unary_unary is None:
             return handler
+        wrapper = self._wrapper(details)
+        if wrapper is None:
+            return handler
+        return _wrap_unary(handler, wrapper, self._deserializer(handler))
+
+
+class MetricsInterceptor(_UnaryInterceptor):
+    """Request counts and latency by method and status. Registered outside the error
+    mapping, whose domain errors it labels with the status they are answered with."""
+
+    def _wrapper(self, details: grpc.HandlerCallDetails) -> Callable[[Behavior], Behavior] | None:
         method = details.method.rsplit("/", 1)[-1]
 
         def wrapper(behavior: Behavior) -> Behavior:
@@ -67,41 +81,66 @@ class ErrorInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 code = "OK"
                 try:
-                    decoding.check(request)
                     return await behavior(request, context)
                 except RecsysError as error:
-                    code = error.status.value
-                    await context.abort(grpc_status(error), str(error))
+                    code = grpc_status(error).name
+                    raise
                 except grpc.aio.AbortError:
                     code = "ABORTED_BY_HANDLER"
                     raise
                 except Exception:
                     code = "INTERNAL"
-                    log.exception("unexpected error in %s", method)
-                    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+                    raise
                 finally:
                     REQUESTS.labels(method, code).inc()
                     LATENCY.labels(method).observe(time.perf_counter() - started)
 
             return observed
 
-        return _wrap_unary(handler, wrapper, decoding.lenient(handler.request_deserializer))
+        return wrapper
 
 
-class _UnaryInterceptor(grpc.aio.ServerInterceptor):
-    """Wraps the unary handlers for which ``_wrapper`` gives a wrapper (None: as they are)."""
+class ErrorInterceptor(_UnaryInterceptor):
+    """Domain errors become their status (``serving.api.errors``), anything else a generic
+    INTERNAL, logged with its trace. Registered before the interceptors whose errors it
+    maps (decoding, admin auth, rate limits)."""
 
     def _wrapper(self, details: grpc.HandlerCallDetails) -> Callable[[Behavior], Behavior] | None:
-        raise NotImplementedError
+        method = details.method.rsplit("/", 1)[-1]
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(details)
-        wrapper = None if handler is None else self._wrapper(details)
-        return handler if wrapper is None else _wrap_unary(handler, wrapper)
+        def wrapper(behavior: Behavior) -> Behavior:
+            async def mapped(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                try:
+                    return await behavior(request, context)
+                except RecsysError as error:
+                    await context.abort(grpc_status(error), str(error))
+                except grpc.aio.AbortError:
+                    raise
+                except Exception:
+                    log.exception("unexpected error in %s", method)
+                    await context.abort(grpc.StatusCode.INTERNAL, "internal error")
+
+            return mapped
+
+        return wrapper
+
+
+class DecodingInterceptor(_UnaryInterceptor):
+    """Requests decoded leniently (``serving.api.decoding``): one that is not a valid
+    message, or holds a NUL character, is INVALID_ARGUMENT naming the field."""
+
+    def _deserializer(self, handler: grpc.RpcMethodHandler) -> Callable[[bytes], Any] | None:
+        return decoding.lenient(handler.request_deserializer)
+
+    def _wrapper(self, details: grpc.HandlerCallDetails) -> Callable[[Behavior], Behavior] | None:
+        def wrapper(behavior: Behavior) -> Behavior:
+            async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                decoding.check(request)
+                return await behavior(request, context)
+
+            return checked
+
+        return wrapper
 
 
 class AdminAuthInterceptor(_UnaryInterceptor):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from serving.app.ports import FeedbackLog, Impressions, ParameterSource
+from serving.app.ports import DashboardTraces, FeedbackLog, Impressions, ParameterSource
 from serving.core.domain import FeedbackEvent, FeedbackResult
 from serving.core.experiments import CONTROL_VARIANT
 from serving.core.validation import check_id, validate_events
@@ -12,9 +12,14 @@ from serving.core.validation import check_id, validate_events
 
 class FeedbackService:
     def __init__(
-        self, feedback: FeedbackLog, impressions: Impressions, parameters: ParameterSource
+        self,
+        feedback: FeedbackLog,
+        impressions: Impressions,
+        parameters: ParameterSource,
+        traces: DashboardTraces,
     ) -> None:
         self._feedback = feedback
+        self._traces = traces
         self._impressions = impressions
         self._parameters = parameters
 
@@ -30,10 +35,14 @@ class FeedbackService:
         )
 
     async def forget_user(self, user_id: str) -> int:
-        """Delete everything about ``user_id``; the number of their events deleted."""
+        """Delete everything about ``user_id``; the number of their events deleted.
+
+        Three steps, each retry-safe: lists served but not written yet are written (they
+        would outlive the deletion), the dashboard's traces go (found through the user's
+        events and lists, so first), then the events, state and lists themselves."""
         check_id("user_id", user_id)
-        # Lists served to the user but not written yet would outlive the deletion.
         await self._impressions.flush()
+        await self._traces.forget_user(user_id)
         return await self._feedback.forget_user(user_id)
 
     async def merge_session(self, session_id: str, user_id: str) -> int:

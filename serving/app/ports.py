@@ -76,6 +76,14 @@ class FeedbackLog(Protocol):
     async def merge_session(self, session_id: str, user_id: str) -> int: ...
 
 
+class DashboardTraces(Protocol):
+    """What the dashboard's rollups keep about a user (last seen, attributed lists)."""
+
+    async def forget_user(self, user_id: str) -> None:
+        """Delete them; needs the user's events and lists still there (it reads them)."""
+        ...
+
+
 class Impressions(Protocol):
     """Served lists, logged off the hot path."""
 

@@ -166,6 +166,16 @@ class FakeFeedback:
 
 
 @dataclass
+class FakeTraces:
+    """DashboardTraces: records the users forgotten, in the shared call log."""
+
+    calls: list[str] = field(default_factory=list)
+
+    async def forget_user(self, user_id: str) -> None:
+        self.calls.append(f"traces {user_id}")
+
+
+@dataclass
 class FakeImpressions:
     recorded: list[LoggedRecommendation] = field(default_factory=list)
     written: list[LoggedRecommendation] = field(default_factory=list)

@@ -132,7 +132,8 @@ def feedback_service(
     store = fakes.FakeFeedback(calls=log)
     impressions = fakes.FakeImpressions(log=log)
     source = fakes.FakeParameterSource(experiment=experiment)
-    return FeedbackService(store, impressions, source), store, impressions
+    traces = fakes.FakeTraces(calls=log)
+    return FeedbackService(store, impressions, source, traces), store, impressions
 
 
 async def test_log_feedback_validates_records_once_and_tags_the_variant() -> None:
@@ -153,11 +154,11 @@ async def test_log_feedback_validates_records_once_and_tags_the_variant() -> Non
     assert plain_store.variants == {"e9": "control"}
 
 
-async def test_forget_user_writes_pending_lists_first_then_deletes() -> None:
+async def test_forget_user_writes_pending_lists_then_deletes_traces_then_rows() -> None:
     service, store, _ = feedback_service()
     await service.log_feedback([event("e1", "a"), event("e2", "a", user_id="other")])
     assert await service.forget_user("u1") == 1
-    assert store.calls == ["flush", "forget u1"]
+    assert store.calls == ["flush", "traces u1", "forget u1"]
     assert [e.user_id for e in store.events.values()] == ["other"]
     with pytest.raises(InvalidArgument, match=r"^user_id:"):
         await service.forget_user("")

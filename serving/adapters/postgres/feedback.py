@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
 from serving.adapters.postgres.db import translate_outages
@@ -45,37 +45,58 @@ STAT_COLUMN = {
 }
 
 
-MERGE_STATE = f"""
+EVENT_COLUMNS = sql.SQL(", ").join(
+    map(
+        sql.Identifier,
+        (
+            "event_id",
+            "user_id",
+            "session_id",
+            "item_id",
+            "type",
+            "value",
+            "recommendation_id",
+            "occurred_at",
+            "variant",
+        ),
+    )
+)
+"""The columns LogFeedback copies, in EVENT_COLUMN_TYPES' order."""
+
+MERGE_STATE = sql.SQL("""
 ON CONFLICT (subject) DO UPDATE SET
     item_ids = (s.item_ids || EXCLUDED.item_ids)[
-        greatest(1, cardinality(s.item_ids) + cardinality(EXCLUDED.item_ids) - {MAX_HISTORY} + 1):],
+        greatest(1, cardinality(s.item_ids) + cardinality(EXCLUDED.item_ids) - {max_history} + 1):],
     event_types = (s.event_types || EXCLUDED.event_types)[
         greatest(1, cardinality(s.event_types) + cardinality(EXCLUDED.event_types)
-                    - {MAX_HISTORY} + 1):],
+                    - {max_history} + 1):],
     disliked = ARRAY(SELECT DISTINCT unnest(s.disliked || EXCLUDED.disliked)),
     updated_at = now()
-"""
+""").format(max_history=sql.Literal(MAX_HISTORY))
 """Appends new interactions to a subject's state, keeping the last MAX_HISTORY."""
 
 UPSERT_STATE = (
-    "INSERT INTO user_state AS s (subject, item_ids, event_types, disliked)"
-    " VALUES (%s, %s, %s, %s)" + MERGE_STATE
+    sql.SQL(
+        "INSERT INTO user_state AS s (subject, item_ids, event_types, disliked)"
+        " VALUES (%s, %s, %s, %s)"
+    )
+    + MERGE_STATE
 )
 
 # One statement for the whole batch: the events arrive as parallel arrays in time order
 # and are grouped per subject in SQL. Subjects are inserted in sorted order, so concurrent
 # batches lock user_state rows in the same order and cannot deadlock.
 APPEND_STATES = (
-    f"""
+    sql.SQL("""
 INSERT INTO user_state AS s (subject, item_ids, event_types, disliked)
 SELECT subject,
-       (array_agg(item_id ORDER BY n))[greatest(1, count(*) - {MAX_HISTORY} + 1):],
-       (array_agg(type ORDER BY n))[greatest(1, count(*) - {MAX_HISTORY} + 1):],
-       coalesce(array_agg(DISTINCT item_id) FILTER (WHERE type = {int(EventType.DISLIKE)}), '{{}}')
+       (array_agg(item_id ORDER BY n))[greatest(1, count(*) - {max_history} + 1):],
+       (array_agg(type ORDER BY n))[greatest(1, count(*) - {max_history} + 1):],
+       coalesce(array_agg(DISTINCT item_id) FILTER (WHERE type = {dislike}), '{{}}')
 FROM unnest(%s::text[], %s::text[], %s::smallint[]) WITH ORDINALITY AS e(subject, item_id, type, n)
 GROUP BY subject
 ORDER BY subject
-"""
+""").format(max_history=sql.Literal(MAX_HISTORY), dislike=sql.Literal(int(EventType.DISLIKE)))
     + MERGE_STATE
 )
 
@@ -168,12 +189,9 @@ async def _insert_events(
     events: Sequence[FeedbackEvent],
     variant_of: Callable[[str], str | None],
 ) -> None:
-    columns = (
-        "event_id, user_id, session_id, item_id, type, value, recommendation_id, occurred_at,"
-        " variant"
-    )
     # Binary COPY: the server skips parsing text (timestamps above all).
-    async with conn.cursor().copy(f"COPY events ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
+    copy_events = sql.SQL("COPY events ({}) FROM STDIN (FORMAT BINARY)").format(EVENT_COLUMNS)
+    async with conn.cursor().copy(copy_events) as copy:
         copy.set_types(EVENT_COLUMN_TYPES)
         for e in events:
             await copy.write_row(
@@ -248,32 +266,18 @@ async def load_user_state(pool: AsyncConnectionPool, subject: str) -> UserState:
 
 
 async def forget_user(pool: AsyncConnectionPool, user_id: str) -> int:
-    """Delete every row about ``user_id`` in one transaction: events and their claimed ids,
-    state, the user, recommendations (impressions cascade), and the dashboard's traces (the
-    digest-keyed last-seen rows of the user and their sessions, attributed impressions).
-    Returns the number of events deleted."""
+    """Delete the feedback aggregate's rows about ``user_id`` in one transaction: events
+    and their claimed ids, state, the user, recommendations (impressions cascade). Returns
+    the number of events deleted. (The dashboard's traces are the rollups' to delete:
+    ``serving.app.feedback.FeedbackService.forget_user`` orchestrates both.)"""
     async with pool.connection(WRITE_WAIT_S) as conn, conn.transaction():
         cur = await conn.execute(
-            "DELETE FROM events WHERE user_id = %s RETURNING event_id, session_id", (user_id,)
+            "DELETE FROM events WHERE user_id = %s RETURNING event_id", (user_id,)
         )
-        deleted = await cur.fetchall()
-        event_ids = [row[0] for row in deleted]
-        sessions = sorted({row[1] for row in deleted if row[1]})
+        event_ids = [row[0] for row in await cur.fetchall()]
         await conn.execute("DELETE FROM event_ids WHERE event_id = ANY(%s)", (event_ids,))
         await conn.execute("DELETE FROM user_state WHERE subject = %s", (user_id,))
-        cur = await conn.execute(
-            "DELETE FROM recommendations WHERE user_id = %s RETURNING recommendation_id",
-            (user_id,),
-        )
-        recommendations = [row[0] for row in await cur.fetchall()]
-        await conn.execute(
-            "DELETE FROM rollup_attributed WHERE recommendation_id = ANY(%s)", (recommendations,)
-        )
-        await conn.execute(
-            "DELETE FROM rollup_last_seen WHERE (kind = 'u' AND key = md5(%s)::uuid)"
-            " OR (kind = 's' AND key IN (SELECT md5(s)::uuid FROM unnest(%s::text[]) AS s))",
-            (user_id, sessions),
-        )
+        await conn.execute("DELETE FROM recommendations WHERE user_id = %s", (user_id,))
         await conn.execute("DELETE FROM users WHERE user_id = %s", (user_id,))
     return len(event_ids)
 

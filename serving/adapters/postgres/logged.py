@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from psycopg import sql
 from psycopg_pool import AsyncConnectionPool
 
 from serving.adapters.postgres.db import translate_outages
@@ -21,7 +22,7 @@ _SUBJECT_EVENTS = """
       AND e.occurred_at < r.created_at
 """
 
-LOGGED_LISTS = f"""
+LOGGED_LISTS = sql.SQL("""
 WITH r AS (
     SELECT recommendation_id, user_id, session_id, created_at FROM recommendations
     WHERE created_at >= %(since)s AND NOT degraded
@@ -38,19 +39,23 @@ JOIN LATERAL (
 ) shown ON shown.item_ids IS NOT NULL
 LEFT JOIN LATERAL (
     SELECT array_agg(DISTINCT item_id) AS item_ids FROM events e
-    WHERE e.recommendation_id = r.recommendation_id::text AND e.type = {int(EventType.CLICK)}
+    WHERE e.recommendation_id = r.recommendation_id::text AND e.type = {click}
 ) clicked ON true
 LEFT JOIN LATERAL (
     SELECT array_agg(item_id ORDER BY occurred_at) AS item_ids,
            array_agg(type ORDER BY occurred_at) AS types
-    FROM ({_SUBJECT_EVENTS} ORDER BY occurred_at DESC LIMIT %(history)s) recent
+    FROM ({subject_events} ORDER BY occurred_at DESC LIMIT %(history)s) recent
 ) history ON true
 LEFT JOIN LATERAL (
     SELECT array_agg(DISTINCT item_id) AS item_ids
-    FROM ({_SUBJECT_EVENTS}) earlier WHERE type = {int(EventType.DISLIKE)}
+    FROM ({subject_events}) earlier WHERE type = {dislike}
 ) disliked ON true
 ORDER BY r.created_at DESC
-"""
+""").format(
+    click=sql.Literal(int(EventType.CLICK)),
+    subject_events=sql.SQL(_SUBJECT_EVENTS),
+    dislike=sql.Literal(int(EventType.DISLIKE)),
+)
 
 
 async def logged_lists(

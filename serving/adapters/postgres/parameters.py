@@ -4,14 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from serving.adapters.postgres.db import translate_outages
+from serving.core.errors import FailedPrecondition
 from serving.core.parameters import Parameters, ParameterVersion
 
 CHANNEL = "recsys_parameters"
-COLUMNS = "version, parameters, changed_by, reason, created_at"
+COLUMNS = sql.SQL(", ").join(
+    map(sql.Identifier, ("version", "parameters", "changed_by", "reason", "created_at"))
+)
 
 
 def _to_version(row: tuple) -> ParameterVersion:
@@ -21,29 +25,22 @@ def _to_version(row: tuple) -> ParameterVersion:
     )
 
 
-async def current_parameters(pool: AsyncConnectionPool) -> ParameterVersion:
-    """The newest version; creates version 1 from the defaults on an empty table."""
+async def latest_parameters(pool: AsyncConnectionPool) -> ParameterVersion | None:
+    """The newest version (None before ``ensure_parameters`` ran)."""
     async with pool.connection() as conn:
         cur = await conn.execute(
-            f"SELECT {COLUMNS} FROM parameter_versions ORDER BY version DESC LIMIT 1"
+            sql.SQL("SELECT {} FROM parameter_versions ORDER BY version DESC LIMIT 1").format(
+                COLUMNS
+            )
         )
         row = await cur.fetchone()
-    if row is not None:
-        return _to_version(row)
-    return await insert_parameters(pool, Parameters(), "system", "initial defaults", if_empty=True)
+    return None if row is None else _to_version(row)
 
 
-async def insert_parameters(
-    pool: AsyncConnectionPool,
-    parameters: Parameters,
-    changed_by: str,
-    reason: str,
-    *,
-    if_empty: bool = False,
-) -> ParameterVersion:
-    """Append a version (with ``if_empty``, only when there is none yet)."""
+async def ensure_parameters(pool: AsyncConnectionPool) -> ParameterVersion:
+    """Version 1 from the defaults when the table is empty (at start-up); the newest one."""
     return await change_parameters(
-        pool, lambda current: parameters, changed_by, reason, if_empty=if_empty
+        pool, lambda current: Parameters(), "system", "initial defaults", if_empty=True
     )
 
 
@@ -61,15 +58,19 @@ async def change_parameters(
     async with pool.connection() as conn, conn.transaction():
         await conn.execute("LOCK TABLE parameter_versions IN SHARE ROW EXCLUSIVE MODE")
         cur = await conn.execute(
-            f"SELECT {COLUMNS} FROM parameter_versions ORDER BY version DESC LIMIT 1"
+            sql.SQL("SELECT {} FROM parameter_versions ORDER BY version DESC LIMIT 1").format(
+                COLUMNS
+            )
         )
         latest = await cur.fetchone()
         if if_empty and latest is not None:
             return _to_version(latest)
         current = _to_version(latest).parameters if latest is not None else Parameters()
         cur = await conn.execute(
-            "INSERT INTO parameter_versions (parameters, changed_by, reason)"
-            f" VALUES (%s, %s, %s) RETURNING {COLUMNS}",
+            sql.SQL(
+                "INSERT INTO parameter_versions (parameters, changed_by, reason)"
+                " VALUES (%s, %s, %s) RETURNING {}"
+            ).format(COLUMNS),
             (Jsonb(change(current).model_dump(mode="json")), changed_by, reason),
         )
         row = await cur.fetchone()
@@ -81,7 +82,8 @@ async def change_parameters(
 async def parameter_version(pool: AsyncConnectionPool, version: int) -> ParameterVersion | None:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            f"SELECT {COLUMNS} FROM parameter_versions WHERE version = %s", (version,)
+            sql.SQL("SELECT {} FROM parameter_versions WHERE version = %s").format(COLUMNS),
+            (version,),
         )
         row = await cur.fetchone()
     return None if row is None else _to_version(row)
@@ -90,7 +92,10 @@ async def parameter_version(pool: AsyncConnectionPool, version: int) -> Paramete
 async def parameter_history(pool: AsyncConnectionPool, limit: int) -> list[ParameterVersion]:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            f"SELECT {COLUMNS} FROM parameter_versions ORDER BY version DESC LIMIT %s", (limit,)
+            sql.SQL("SELECT {} FROM parameter_versions ORDER BY version DESC LIMIT %s").format(
+                COLUMNS
+            ),
+            (limit,),
         )
         return [_to_version(row) for row in await cur.fetchall()]
 
@@ -102,8 +107,16 @@ class PostgresParameters:
         self._pool = pool
 
     @translate_outages
+    async def ensure(self) -> ParameterVersion:
+        """Version 1 from the defaults on an empty table (the server calls it at start)."""
+        return await ensure_parameters(self._pool)
+
+    @translate_outages
     async def latest(self) -> ParameterVersion:
-        return await current_parameters(self._pool)
+        latest = await latest_parameters(self._pool)
+        if latest is None:
+            raise FailedPrecondition("no parameter version yet (the server creates one at start)")
+        return latest
 
     @translate_outages
     async def change(

@@ -10,9 +10,10 @@ time is its transaction's start, and a transaction that started before ``until``
 committed by the time the pass reads (impressions are written in sub-second batches,
 feedback in one short transaction).
 
-Attribution follows DESIGN.md: a click, add-to-cart or purchase counts for the impression
-with the same recommendation_id and item within 30 minutes (1 minute of clock slack before
-it), each impression at most once per event type (``rollup_attributed`` remembers which).
+Attribution as docs/ARCHITECTURE.md ("Metric definitions") defines it: a click,
+add-to-cart or purchase counts for the impression with the same recommendation_id and item
+within 30 minutes (1 minute of clock slack before it), each impression at most once per
+event type (``rollup_attributed`` remembers which).
 
 Every replica runs the refresher; a transaction-scoped advisory lock lets one pass run at
 a time, and the others skip their turn.
@@ -27,9 +28,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from psycopg import AsyncConnection
+from psycopg import AsyncConnection, sql
 from psycopg_pool import AsyncConnectionPool
 
+from serving.adapters.postgres.db import translate_outages
 from serving.core.domain import EventType
 
 log = logging.getLogger(__name__)
@@ -71,10 +73,12 @@ CLICK, ADD_TO_CART, PURCHASE = (
 )
 # events.recommendation_id is free text from clients: only a well-formed UUID is cast
 # (inside CASE, so a malformed one can never fail the pass) and joined to impressions.
-_UUID = "'^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$'"
+_UUID = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
-_EVENT_COUNTS = ", ".join(
-    f"count(*) FILTER (WHERE type = {int(t)}) AS {name}"
+_EVENT_COUNTS = sql.SQL(", ").join(
+    sql.SQL("count(*) FILTER (WHERE type = {}) AS {}").format(
+        sql.Literal(int(t)), sql.Identifier(name)
+    )
     for name, t in (
         ("clicks", EventType.CLICK),
         ("likes", EventType.LIKE),
@@ -86,21 +90,26 @@ _EVENT_COUNTS = ", ".join(
 )
 
 
-def _add(table_alias: str, columns: tuple[str, ...]) -> str:
+def _add(table_alias: str, columns: tuple[str, ...]) -> sql.Composed:
     """``SET a = r.a + excluded.a, ...``: rollups only ever add."""
-    return ", ".join(f"{c} = {table_alias}.{c} + excluded.{c}" for c in columns)
+    return sql.SQL(", ").join(
+        sql.SQL("{c} = {t}.{c} + excluded.{c}").format(
+            c=sql.Identifier(c), t=sql.Identifier(table_alias)
+        )
+        for c in columns
+    )
 
 
-PASS: tuple[str, ...] = (
+PASS: tuple[sql.Composed | str, ...] = (
     # Recommendations per minute and variant.
-    f"""
+    sql.SQL("""
     INSERT INTO rollup_minute AS r (minute, variant, recommendations, degraded)
     SELECT date_trunc('minute', created_at), variant, count(*), count(*) FILTER (WHERE degraded)
     FROM recommendations
     WHERE inserted_at >= %(lo)s AND inserted_at < %(hi)s
     GROUP BY 1, 2
-    ON CONFLICT (minute, variant) DO UPDATE SET {_add("r", ("recommendations", "degraded"))}
-    """,
+    ON CONFLICT (minute, variant) DO UPDATE SET {updates}
+    """).format(updates=_add("r", ("recommendations", "degraded"))),
     # Recommend latency histogram.
     """
     INSERT INTO rollup_latency AS r (minute, le_ms, recommendations)
@@ -114,59 +123,62 @@ PASS: tuple[str, ...] = (
     ON CONFLICT (minute, le_ms) DO UPDATE SET recommendations = r.recommendations + excluded.recommendations
     """,  # noqa: E501
     # Impressions per minute and variant.
-    f"""
+    sql.SQL("""
     INSERT INTO rollup_minute AS r (minute, variant, impressions)
     SELECT date_trunc('minute', i.created_at), rec.variant, count(*)
     FROM impressions AS i JOIN recommendations AS rec USING (recommendation_id)
     WHERE i.inserted_at >= %(lo)s AND i.inserted_at < %(hi)s
     GROUP BY 1, 2
-    ON CONFLICT (minute, variant) DO UPDATE SET {_add("r", ("impressions",))}
-    """,
+    ON CONFLICT (minute, variant) DO UPDATE SET {updates}
+    """).format(updates=_add("r", ("impressions",))),
     # Impressions per item and UTC day.
-    f"""
+    sql.SQL("""
     INSERT INTO rollup_item_daily AS r (day, item_id, impressions)
     SELECT (created_at AT TIME ZONE 'UTC')::date, item_id, count(*)
     FROM impressions
     WHERE inserted_at >= %(lo)s AND inserted_at < %(hi)s
     GROUP BY 1, 2
-    ON CONFLICT (day, item_id) DO UPDATE SET {_add("r", ("impressions",))}
-    """,
+    ON CONFLICT (day, item_id) DO UPDATE SET {updates}
+    """).format(updates=_add("r", ("impressions",))),
     # Events by type, per minute of occurrence and variant.
-    f"""
+    sql.SQL("""
     INSERT INTO rollup_minute AS r
         (minute, variant, clicks, likes, dislikes, skips, add_to_carts, purchases)
-    SELECT date_trunc('minute', occurred_at), coalesce(variant, ''), {_EVENT_COUNTS}
+    SELECT date_trunc('minute', occurred_at), coalesce(variant, ''), {event_counts}
     FROM events
     WHERE received_at >= %(lo)s AND received_at < %(hi)s
     GROUP BY 1, 2
     ON CONFLICT (minute, variant) DO UPDATE SET
-        {_add("r", ("clicks", "likes", "dislikes", "skips", "add_to_carts", "purchases"))}
-    """,
+        {updates}
+    """).format(
+        event_counts=_EVENT_COUNTS,
+        updates=_add("r", ("clicks", "likes", "dislikes", "skips", "add_to_carts", "purchases")),
+    ),
     # Ingestion: events per minute of arrival.
-    f"""
+    sql.SQL("""
     INSERT INTO rollup_ingest AS r (minute, events)
     SELECT date_trunc('minute', received_at), count(*)
     FROM events
     WHERE received_at >= %(lo)s AND received_at < %(hi)s
     GROUP BY 1
-    ON CONFLICT (minute) DO UPDATE SET {_add("r", ("events",))}
-    """,
+    ON CONFLICT (minute) DO UPDATE SET {updates}
+    """).format(updates=_add("r", ("events",))),
     # Attribution: credit each impression once per event type, then count the credits by
     # the impression's minute and variant, and by its item and day.
-    f"""
+    sql.SQL("""
     WITH matched AS (
         SELECT DISTINCT i.recommendation_id, i.position, e.type, i.created_at AS shown_at,
                         i.item_id, rec.variant
         FROM events AS e
         JOIN impressions AS i
-          ON i.recommendation_id = CASE WHEN e.recommendation_id ~ {_UUID}
+          ON i.recommendation_id = CASE WHEN e.recommendation_id ~ {uuid_pattern}
                                         THEN e.recommendation_id::uuid END
          AND i.item_id = e.item_id
-         AND e.occurred_at >= i.created_at - interval '{CLOCK_SLACK}'
-         AND e.occurred_at < i.created_at + interval '{ATTRIBUTION_WINDOW}'
+         AND e.occurred_at >= i.created_at - interval {clock_slack}
+         AND e.occurred_at < i.created_at + interval {attribution_window}
         JOIN recommendations AS rec ON rec.recommendation_id = i.recommendation_id
         WHERE e.received_at >= %(lo)s AND e.received_at < %(hi)s
-          AND e.type IN ({CLICK}, {ADD_TO_CART}, {PURCHASE})
+          AND e.type IN ({click}, {add_to_cart}, {purchase})
           AND e.recommendation_id IS NOT NULL
     ),
     fresh AS (
@@ -182,24 +194,31 @@ PASS: tuple[str, ...] = (
         INSERT INTO rollup_minute AS r
             (minute, variant, attributed_clicks, attributed_add_to_carts, attributed_purchases)
         SELECT date_trunc('minute', shown_at), variant,
-               count(*) FILTER (WHERE type = {CLICK}),
-               count(*) FILTER (WHERE type = {ADD_TO_CART}),
-               count(*) FILTER (WHERE type = {PURCHASE})
+               count(*) FILTER (WHERE type = {click}),
+               count(*) FILTER (WHERE type = {add_to_cart}),
+               count(*) FILTER (WHERE type = {purchase})
         FROM credited
         GROUP BY 1, 2
-        ON CONFLICT (minute, variant) DO UPDATE SET {
-        _add("r", ("attributed_clicks", "attributed_add_to_carts", "attributed_purchases"))
-    }
+        ON CONFLICT (minute, variant) DO UPDATE SET {updates}
     )
     INSERT INTO rollup_item_daily AS r (day, item_id, attributed_clicks, attributed_purchases)
     SELECT (shown_at AT TIME ZONE 'UTC')::date, item_id,
-           count(*) FILTER (WHERE type = {CLICK}), count(*) FILTER (WHERE type = {PURCHASE})
+           count(*) FILTER (WHERE type = {click}), count(*) FILTER (WHERE type = {purchase})
     FROM credited
-    WHERE type IN ({CLICK}, {PURCHASE})
+    WHERE type IN ({click}, {purchase})
     GROUP BY 1, 2
     ON CONFLICT (day, item_id) DO UPDATE SET
-        {_add("r", ("attributed_clicks", "attributed_purchases"))}
-    """,
+        {updates2}
+    """).format(
+        uuid_pattern=sql.Literal(_UUID),
+        clock_slack=sql.Literal(CLOCK_SLACK),
+        attribution_window=sql.Literal(ATTRIBUTION_WINDOW),
+        click=sql.Literal(CLICK),
+        add_to_cart=sql.Literal(ADD_TO_CART),
+        purchase=sql.Literal(PURCHASE),
+        updates=_add("r", ("attributed_clicks", "attributed_add_to_carts", "attributed_purchases")),
+        updates2=_add("r", ("attributed_clicks", "attributed_purchases")),
+    ),
     # Last seen: users (anonymous visitors as 'session:<id>', like user_state) and sessions.
     """
     INSERT INTO rollup_last_seen AS r (kind, key, last_seen_at)
@@ -225,8 +244,12 @@ PASS: tuple[str, ...] = (
     ON CONFLICT (kind, key) DO UPDATE SET
         last_seen_at = greatest(r.last_seen_at, excluded.last_seen_at)
     """,
-    f"DELETE FROM rollup_attributed WHERE shown_at < %(hi)s - interval '{ATTRIBUTED_RETENTION}'",
-    f"DELETE FROM rollup_last_seen WHERE last_seen_at < %(hi)s - interval '{LAST_SEEN_RETENTION}'",
+    sql.SQL("DELETE FROM rollup_attributed WHERE shown_at < %(hi)s - interval {retention}").format(
+        retention=sql.Literal(ATTRIBUTED_RETENTION)
+    ),
+    sql.SQL(
+        "DELETE FROM rollup_last_seen WHERE last_seen_at < %(hi)s - interval {retention}"
+    ).format(retention=sql.Literal(LAST_SEEN_RETENTION)),
     """
     INSERT INTO rollup_watermarks (name, watermark) VALUES (%(name)s, %(hi)s)
     ON CONFLICT (name) DO UPDATE SET watermark = excluded.watermark
@@ -408,3 +431,36 @@ class RollupRefresher:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+async def forget_user(pool: AsyncConnectionPool, user_id: str) -> None:
+    """Delete the dashboard's traces of ``user_id``: the digest-keyed last-seen rows of the
+    user and their sessions, and their attributed impressions. Reads the user's sessions
+    and lists, so it runs before those are deleted (and again, harmlessly, on a retry)."""
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(
+            "SELECT DISTINCT session_id FROM events WHERE user_id = %s AND session_id <> ''",
+            (user_id,),
+        )
+        sessions = sorted(row[0] for row in await cur.fetchall())
+        await conn.execute(
+            "DELETE FROM rollup_attributed WHERE recommendation_id IN"
+            " (SELECT recommendation_id FROM recommendations WHERE user_id = %s)",
+            (user_id,),
+        )
+        await conn.execute(
+            "DELETE FROM rollup_last_seen WHERE (kind = 'u' AND key = md5(%s)::uuid)"
+            " OR (kind = 's' AND key IN (SELECT md5(s)::uuid FROM unnest(%s::text[]) AS s))",
+            (user_id, sessions),
+        )
+
+
+class PostgresRollups:
+    """The DashboardTraces port on PostgreSQL."""
+
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    @translate_outages
+    async def forget_user(self, user_id: str) -> None:
+        await forget_user(self._pool, user_id)

@@ -14,13 +14,14 @@ import re
 import shutil
 import tempfile
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from serving.config import InstanceKind
 from serving.core.domain import CONTENT_ENCODER as CONTENT_ENCODER
 from serving.core.domain import USER_ENCODER as USER_ENCODER
-from serving.models.user_encoder import UserEncoder
+
+if TYPE_CHECKING:  # torch only where a version is written (training), not to serve
+    from serving.models.user_encoder import UserEncoder
 
 TEMPLATES = Path(__file__).resolve().parents[3] / "model_repository"
 MODELS = (CONTENT_ENCODER, USER_ENCODER)
@@ -60,6 +61,8 @@ def prepare_repository(repository: Path, kind: InstanceKind) -> None:
 
 def write_user_encoder_version(repository: Path, model: UserEncoder, version: int) -> int:
     """Write ``model`` as version ``version`` (atomically: Triton never sees half a folder)."""
+    import torch
+
     folder = repository / USER_ENCODER
     folder.mkdir(parents=True, exist_ok=True)
     if (folder / str(version)).exists():
