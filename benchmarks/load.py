@@ -47,7 +47,6 @@ from benchmarks import faults
 from benchmarks.recommend import Run
 from serving.adapters.postgres.db import open_pool
 from serving.adapters.postgres.feedback import record_feedback
-from serving.client.types import backoff_delays
 from serving.core.domain import EventType, FeedbackEvent
 from serving.stack import Stack, side_by_side_settings
 
@@ -111,8 +110,9 @@ class Calls:
 
     async def log_feedback(self, batch: Batch, retry: bool) -> pb.LogFeedbackResponse:
         """One batch; with ``retry``, UNAVAILABLE is retried with the same event ids and
-        the SDK's backoff (failed attempts are counted in ``retried``)."""
-        delays = [*backoff_delays(12), None] if retry else [None]
+        the SDK's backoff (0.1 s doubling to 2 s). A loop of its own rather than gRPC's
+        retry policy because the benchmark counts the failed attempts (``retried``)."""
+        delays = [*(min(2.0, 0.1 * 2**n) for n in range(12)), None] if retry else [None]
         for delay in delays:
             try:
                 reply = await self.feedback(batch.payload, timeout=FEEDBACK_DEADLINE_S)

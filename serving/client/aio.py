@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -32,29 +31,22 @@ class AsyncRecsysClient:
         tls_root_cert: bytes | None = None,
     ) -> None:
         credentials = t.channel_credentials(tls, tls_root_cert)
+        options = t.channel_options(retries)
         self._channel = (
-            grpc.aio.secure_channel(target, credentials)
+            grpc.aio.secure_channel(target, credentials, options)
             if credentials
-            else grpc.aio.insecure_channel(target)
+            else grpc.aio.insecure_channel(target, options)
         )
         self._recommender = pb_grpc.RecommenderStub(self._channel)
         self._admin = pb_grpc.AdminStub(self._channel)
         self._metadata = t.auth_metadata(token)
         self._timeout = timeout_s
-        self._retries = retries
 
     async def _call(
         self, method: Callable[..., Awaitable[R]], request: Any, admin: bool = False
     ) -> R:
         metadata = self._metadata if admin else ()
-        for delay in [*t.backoff_delays(self._retries), None]:
-            try:
-                return await method(request, timeout=self._timeout, metadata=metadata)
-            except grpc.aio.AioRpcError as error:
-                if delay is None or error.code() not in t.RETRYABLE:
-                    raise
-                await asyncio.sleep(delay)
-        raise AssertionError("unreachable")
+        return await method(request, timeout=self._timeout, metadata=metadata)
 
     async def recommend(
         self,

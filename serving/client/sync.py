@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -19,7 +18,9 @@ R = TypeVar("R")
 
 class RecsysClient:
     """``RecsysClient("localhost:50051", token=...)``: typed calls with deadlines and
-    retries with backoff on UNAVAILABLE (LogFeedback retries are safe: event ids).
+    retries with backoff on UNAVAILABLE by gRPC's own retry policy
+    (``types.channel_options``; LogFeedback retries are safe: event ids). A ``channel``
+    passed in keeps its own options.
 
     ``tls=True`` speaks TLS trusting the system's roots; ``tls_root_cert`` (PEM bytes)
     speaks TLS trusting those roots instead."""
@@ -36,27 +37,20 @@ class RecsysClient:
         tls_root_cert: bytes | None = None,
     ) -> None:
         credentials = t.channel_credentials(tls, tls_root_cert)
+        options = t.channel_options(retries)
         self._channel = channel or (
-            grpc.secure_channel(target, credentials)
+            grpc.secure_channel(target, credentials, options)
             if credentials
-            else grpc.insecure_channel(target)
+            else grpc.insecure_channel(target, options)
         )
         self._recommender = pb_grpc.RecommenderStub(self._channel)
         self._admin = pb_grpc.AdminStub(self._channel)
         self._metadata = t.auth_metadata(token)
         self._timeout = timeout_s
-        self._retries = retries
 
     def _call(self, method: Callable[..., R], request: Any, admin: bool = False) -> R:
         metadata = self._metadata if admin else ()
-        for delay in [*t.backoff_delays(self._retries), None]:
-            try:
-                return method(request, timeout=self._timeout, metadata=metadata)
-            except grpc.RpcError as error:
-                if delay is None or error.code() not in t.RETRYABLE:
-                    raise
-                time.sleep(delay)
-        raise AssertionError("unreachable")
+        return method(request, timeout=self._timeout, metadata=metadata)
 
     def recommend(
         self,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
@@ -23,7 +24,6 @@ from serving.core.domain import (
 from serving.core.domain import FeedbackResult as FeedbackResult  # what log_feedback returns
 from serving.core.experiments import Variant
 
-RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE})
 DEFAULT_TIMEOUT_S = 5.0
 
 
@@ -184,9 +184,35 @@ def auth_metadata(token: str | None) -> tuple[tuple[str, str], ...]:
     return (("authorization", f"Bearer {token}"),) if token else ()
 
 
-def backoff_delays(retries: int, base_s: float = 0.1, cap_s: float = 2.0) -> list[float]:
-    """Exponential backoff between attempts: base, 2*base, ... capped."""
-    return [min(cap_s, base_s * 2**attempt) for attempt in range(retries)]
+# gRPC caps a retry policy at five attempts (gRFC A6).
+MAX_ATTEMPTS = 5
+
+
+def channel_options(retries: int) -> list[tuple[str, Any]]:
+    """Channel options that make gRPC itself retry UNAVAILABLE, for both clients.
+
+    The retry policy is gRPC's own (service config, gRFC A6): up to ``retries`` more
+    attempts with exponential backoff from 0.1 s to 2 s, inside the call's one deadline.
+    Only UNAVAILABLE is retried: LogFeedback is idempotent on event ids, every other call
+    is a read or an idempotent write."""
+    if retries <= 0:
+        return [("grpc.enable_retries", 0)]
+    policy = {
+        "maxAttempts": min(retries + 1, MAX_ATTEMPTS),
+        "initialBackoff": "0.1s",
+        "maxBackoff": "2s",
+        "backoffMultiplier": 2,
+        "retryableStatusCodes": ["UNAVAILABLE"],
+    }
+    config = {
+        "methodConfig": [
+            {
+                "name": [{"service": "recsys.v1.Recommender"}, {"service": "recsys.v1.Admin"}],
+                "retryPolicy": policy,
+            }
+        ]
+    }
+    return [("grpc.enable_retries", 1), ("grpc.service_config", json.dumps(config))]
 
 
 def create_experiment_request(

@@ -1,57 +1,90 @@
+import json
+from collections.abc import Iterator
+from concurrent import futures
+from contextlib import contextmanager
+
 import grpc
 import pytest
+from recsys.v1 import recsys_pb2 as pb
+from recsys.v1 import recsys_pb2_grpc as pb_grpc
 
-from serving.client import Event, RecsysClient
-from serving.client.types import backoff_delays, event_type, feedback_request
+from serving.client import AsyncRecsysClient, Event, RecsysClient
+from serving.client.types import channel_options, event_type, feedback_request
 from serving.core.domain import EventType
 
 
-class Failure(grpc.RpcError):
-    def __init__(self, code: grpc.StatusCode) -> None:
-        self._code = code
-
-    def code(self) -> grpc.StatusCode:
-        return self._code
-
-
-class FlakyMethod:
-    """Fails with ``codes`` in turn, then answers."""
+class FlakyRecommender(pb_grpc.RecommenderServicer):
+    """A real gRPC server's LogFeedback that fails with ``codes`` in turn, then answers;
+    it keeps the event ids of every attempt it receives."""
 
     def __init__(self, *codes: grpc.StatusCode) -> None:
         self.codes = list(codes)
-        self.calls = 0
+        self.attempts: list[list[str]] = []
 
-    def __call__(self, request, timeout, metadata):
-        self.calls += 1
-        assert timeout == 5.0
+    def LogFeedback(self, request, context):
+        self.attempts.append([event.event_id for event in request.events])
         if self.codes:
-            raise Failure(self.codes.pop(0))
-        return "answer"
+            context.abort(self.codes.pop(0), "try again")
+        return pb.LogFeedbackResponse(accepted=len(request.events))
 
 
-@pytest.fixture
-def client(monkeypatch):
-    monkeypatch.setattr("time.sleep", lambda _: None)
-    with RecsysClient("127.0.0.1:1", retries=3) as sdk:
-        yield sdk
+@contextmanager
+def serving(servicer: FlakyRecommender) -> Iterator[str]:
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    pb_grpc.add_RecommenderServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        server.stop(grace=None)
 
 
-def test_unavailable_is_retried_with_backoff(client):
-    method = FlakyMethod(grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE)
-    assert client._call(method, object()) == "answer"
-    assert method.calls == 3
-    assert backoff_delays(4) == [0.1, 0.2, 0.4, 0.8]
+EVENTS = [Event("item-1", "click", user_id="u"), Event("item-2", "like", user_id="u")]
+IDS = [event.event_id for event in EVENTS]
 
 
-def test_other_errors_and_exhausted_retries_are_raised(client):
-    method = FlakyMethod(grpc.StatusCode.INVALID_ARGUMENT)
-    with pytest.raises(Failure):
-        client._call(method, object())
-    assert method.calls == 1
-    method = FlakyMethod(*[grpc.StatusCode.UNAVAILABLE] * 4)
-    with pytest.raises(Failure):
-        client._call(method, object())
-    assert method.calls == 4
+def test_grpc_retries_unavailable_with_the_same_event_ids():
+    servicer = FlakyRecommender(grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.UNAVAILABLE)
+    with serving(servicer) as target, RecsysClient(target, retries=3) as client:
+        assert client.log_feedback(EVENTS).accepted == 2
+    assert servicer.attempts == [IDS, IDS, IDS]
+
+
+async def test_the_asyncio_client_retries_the_same_way():
+    servicer = FlakyRecommender(grpc.StatusCode.UNAVAILABLE)
+    with serving(servicer) as target:
+        async with AsyncRecsysClient(target, retries=3) as client:
+            assert (await client.log_feedback(EVENTS)).accepted == 2
+    assert servicer.attempts == [IDS, IDS]
+
+
+def test_other_errors_and_exhausted_retries_are_raised():
+    servicer = FlakyRecommender(grpc.StatusCode.INVALID_ARGUMENT)
+    with (
+        serving(servicer) as target,
+        RecsysClient(target, retries=3) as client,
+        pytest.raises(grpc.RpcError) as raised,
+    ):
+        client.log_feedback(EVENTS)
+    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert len(servicer.attempts) == 1
+    servicer = FlakyRecommender(*[grpc.StatusCode.UNAVAILABLE] * 5)
+    with (
+        serving(servicer) as target,
+        RecsysClient(target, retries=3) as client,
+        pytest.raises(grpc.RpcError) as raised,
+    ):
+        client.log_feedback(EVENTS)
+    assert raised.value.code() is grpc.StatusCode.UNAVAILABLE
+    assert len(servicer.attempts) == 4
+
+
+def test_the_retry_policy_is_declared_once_and_capped():
+    options = dict(channel_options(10))
+    policy = json.loads(options["grpc.service_config"])["methodConfig"][0]["retryPolicy"]
+    assert policy["maxAttempts"] == 5 and policy["retryableStatusCodes"] == ["UNAVAILABLE"]
+    assert dict(channel_options(0)) == {"grpc.enable_retries": 0}
 
 
 def test_events_get_ids_and_timestamps_that_survive_a_retry():
