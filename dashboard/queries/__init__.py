@@ -14,12 +14,16 @@ from typing import Any
 
 import pandas as pd
 import psycopg
+from psycopg import sql
 
 Connection = psycopg.Connection[Any]
 
 
 def frame(
-    conn: Connection, query: str, params: Mapping[str, Any], columns: Sequence[str]
+    conn: Connection,
+    query: str | sql.Composed,
+    params: Mapping[str, Any],
+    columns: Sequence[str],
 ) -> pd.DataFrame:
     """The rows of ``query`` as a DataFrame with ``columns`` (empty when there are none)."""
     rows = conn.execute(query, params).fetchall()

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 import pandas as pd
+from psycopg import sql
 
 from dashboard.queries import PASS_WATERMARK, Connection, frame, one, watermark
 
@@ -39,26 +40,41 @@ COUNTS = (
     "add_to_carts",
     "purchases",
 )
-_SUMS = ", ".join(f"sum({c})::bigint AS {c}" for c in COUNTS)
-_FILLED = ", ".join(f"coalesce(p.{c}, 0)" for c in COUNTS)
-_BIN = "date_bin(make_interval(secs => %(bucket_s)s), {}, timestamptz '2000-01-01')"
+_SUMS = sql.SQL(", ").join(
+    sql.SQL("sum({c})::bigint AS {c}").format(c=sql.Identifier(c)) for c in COUNTS
+)
+_FILLED = sql.SQL(", ").join(
+    sql.SQL("coalesce(p.{c}, 0)").format(c=sql.Identifier(c)) for c in COUNTS
+)
+
+
+def _bin(moment: str) -> sql.Composed:
+    """``moment`` (an SQL expression) rounded down to the chart's bucket."""
+    return sql.SQL(
+        "date_bin(make_interval(secs => %(bucket_s)s), {}, timestamptz '2000-01-01')"
+    ).format(sql.SQL(moment))  # moment: an SQL expression written in this module
+
 
 # Every bucket of the window (zeros included), so that gaps read as gaps.
-_SERIES = f"""
+_SERIES = sql.SQL("""
 WITH per_bucket AS (
-    SELECT {_BIN.format("minute")} AS bucket, {_SUMS}
+    SELECT {minute_bin} AS bucket, {sums}
     FROM rollup_minute
     WHERE minute >= date_trunc('minute', now() - make_interval(secs => %(window_s)s))
     GROUP BY 1
 ),
 buckets AS (
-    SELECT generate_series({_BIN.format("now() - make_interval(secs => %(window_s)s)")},
-                           now(), make_interval(secs => %(bucket_s)s)) AS bucket
+    SELECT generate_series({start_bin}, now(), make_interval(secs => %(bucket_s)s)) AS bucket
 )
-SELECT b.bucket, {_FILLED}
+SELECT b.bucket, {filled}
 FROM buckets AS b LEFT JOIN per_bucket AS p USING (bucket)
 ORDER BY b.bucket
-"""
+""").format(
+    minute_bin=_bin("minute"),
+    sums=_SUMS,
+    start_bin=_bin("now() - make_interval(secs => %(window_s)s)"),
+    filled=_FILLED,
+)
 
 _ACTIVE = """
 SELECT (SELECT count(*) FROM rollup_last_seen
