@@ -19,6 +19,7 @@ from serving.client import RecsysClient
 from serving.config import Settings
 from serving.stack import Stack
 from serving.store.db import PROJECT_ROOT
+from tests.conftest import require_tool
 from tests.integration import platform
 from tests.integration.platform import ADMIN_TOKEN, wait_for_version
 
@@ -38,6 +39,12 @@ CHROMIUM_FLAGS = [
 OPERATOR, PASSWORD = "e2e-operator", "browser-secret"
 DEMO_ITEMS = 60
 TIMEOUT_MS = 60_000  # the first render imports pandas, altair and the SDK on a busy machine
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _chromium_present() -> None:
+    """Before the stack starts: without a browser there is nothing to drive."""
+    require_tool(Path(CHROMIUM).exists(), "chromium is not installed (make test installs it)")
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +76,6 @@ def screenshots() -> Path:
     return folder
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (make test)")
 def test_an_operator_changes_a_parameter_in_the_browser(
     stack: Settings, screenshots: Path, tmp_path: Path
 ) -> None:
