@@ -1,7 +1,12 @@
+import contextlib
+from collections.abc import AsyncIterator
+
 import grpc
 import pytest
+from recsys.v1 import recsys_pb2 as pb
+from recsys.v1 import recsys_pb2_grpc as pb_grpc
 
-from serving.client import Event, RecsysClient
+from serving.client import AsyncRecsysClient, Event, RecsysClient
 from serving.client.types import backoff_delays, event_type, feedback_request
 from serving.domain import EventType
 
@@ -60,3 +65,49 @@ def test_events_get_ids_and_timestamps_that_survive_a_retry():
     assert first == second and first.events[0].event_id
     assert Event("i", "click").event_id != Event("i", "click").event_id
     assert event_type("EVENT_TYPE_PURCHASE") is EventType.PURCHASE
+
+
+class FlakyRecommender(pb_grpc.RecommenderServicer):
+    """A real gRPC server's LogFeedback that answers UNAVAILABLE ``failures`` times first,
+    recording the event ids of every attempt."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.attempts: list[list[str]] = []
+
+    async def LogFeedback(self, request, context):
+        self.attempts.append([event.event_id for event in request.events])
+        if len(self.attempts) <= self.failures:
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "database restarting")
+        return pb.LogFeedbackResponse(accepted=len(request.events), duplicates=0)
+
+
+@contextlib.asynccontextmanager
+async def serving(servicer: FlakyRecommender) -> AsyncIterator[str]:
+    """``servicer`` on a real gRPC server at a free port; yields its address."""
+    server = grpc.aio.server()
+    pb_grpc.add_RecommenderServicer_to_server(servicer, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        await server.stop(None)
+
+
+async def test_the_asyncio_client_retries_unavailable_with_the_same_event_ids():
+    servicer = FlakyRecommender(failures=2)
+    events = [Event("item-1", "click", user_id="u"), Event("item-2", "like", user_id="u")]
+    async with serving(servicer) as target, AsyncRecsysClient(target, retries=3) as client:
+        result = await client.log_feedback(events)
+    assert (result.accepted, result.duplicates) == (2, 0)
+    assert servicer.attempts == [[e.event_id for e in events]] * 3
+
+
+async def test_the_asyncio_client_gives_up_after_its_retries():
+    servicer = FlakyRecommender(failures=10)
+    async with serving(servicer) as target, AsyncRecsysClient(target, retries=2) as client:
+        with pytest.raises(grpc.aio.AioRpcError) as error:
+            await client.log_feedback([Event("item-1", "click", user_id="u")])
+    assert error.value.code() == grpc.StatusCode.UNAVAILABLE
+    assert len(servicer.attempts) == 3
