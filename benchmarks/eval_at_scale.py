@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import subprocess
 import sys
 import time
@@ -62,6 +63,22 @@ def timed(command: list[str]) -> tuple[float, float]:
     return seconds, int(done.stderr.strip().splitlines()[-1]) / 2**20
 
 
+def fit_ease(events: Path) -> None:
+    """Fit EASE as `recsys eval` does and print its time and this process's peak RSS."""
+    from serving.training import baselines, datasets
+    from serving.training.events_file import load_events_file
+
+    dataset = load_events_file(events)
+    test = datasets.leave_one_out(dataset, "test")
+    started = time.perf_counter()
+    baselines.EASE(test.inputs, dataset.num_items)
+    seconds = time.perf_counter() - started
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    stated = baselines.ease_memory_bytes(dataset.num_items) / 2**30
+    print(f"{dataset.summary()}")
+    print(f"EASE fit: {seconds:.0f} s, stated {stated:.2f} GiB, peak RSS {peak:.2f} GiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folder", type=Path, default=Path("/tmp/eval-at-scale"))
@@ -69,9 +86,17 @@ def main() -> None:
     parser.add_argument("--items", type=int, default=17_000)
     parser.add_argument("--interactions", type=int, default=440_000)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--ease-only",
+        action="store_true",
+        help="Only fit EASE on the test inputs of that data (where `recsys eval` crashed).",
+    )
     args = parser.parse_args()
     args.folder.mkdir(parents=True, exist_ok=True)
     write_events(args.folder, args.users, args.items, args.interactions, args.seed)
+    if args.ease_only:
+        fit_ease(args.folder / "events.csv")
+        return
     recsys = [sys.executable, "-m", "serving.cli"]
     run = args.folder / "run"
     # A small ID-only model: the point is the evaluation at this size, not the model.
