@@ -41,9 +41,15 @@ def up(
     dashboard: Annotated[bool, typer.Option(help="Run the Streamlit dashboard.")] = True,
 ) -> None:
     """Run the whole platform locally (PostgreSQL, Triton, gRPC, simulator, dashboard)."""
-    from serving.stack import run_stack
+    try:
+        from serving.stack import run_stack
 
-    raise typer.Exit(run_stack(_settings(), simulate=simulate, dashboard=dashboard))
+        code = run_stack(_settings(), simulate=simulate, dashboard=dashboard)
+    except KeyboardInterrupt:
+        # Ctrl-C before run_stack installed its handlers: nothing was started yet, so this
+        # is a clean stop, not Click's "Aborted!" with exit code 1.
+        code = 0
+    raise typer.Exit(code)
 
 
 @app.command()

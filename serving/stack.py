@@ -4,6 +4,13 @@ Order: PostgreSQL (embedded unless RECSYS_DATABASE_URL is set) -> migrations ->
 tritonserver -> demo catalogue and first user encoder (first run only) -> gRPC
 server -> traffic simulator -> dashboard. SIGINT/SIGTERM stop them in reverse
 order; children also die with the supervisor (PR_SET_PDEATHSIG), so none is orphaned.
+
+Signals: the handlers are installed before anything starts, overriding a SIGINT that
+was ignored when this process started (a background job of a non-interactive shell, as
+CI launchers run it, inherits "ignore", and Python then installs no KeyboardInterrupt).
+A signal during start-up interrupts it; one afterwards ends ``wait``; either way every
+part started so far is stopped, embedded PostgreSQL included. Children that exit after a
+stop was requested (Ctrl-C reaches the whole process group) are part of a clean stop.
 """
 
 from __future__ import annotations
@@ -18,8 +25,8 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
-from contextlib import ExitStack
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -83,6 +90,15 @@ def wait_until(ready: Callable[[], bool], timeout_s: float, poll_s: float = 0.3)
     return False
 
 
+def http_ok(url: str) -> bool:
+    """Whether ``url`` answers 200 within a second."""
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except OSError:
+        return False
+
+
 def grpc_ready(target: str) -> bool:
     """Whether the gRPC server at ``target`` reports SERVING."""
     import grpc
@@ -96,6 +112,21 @@ def grpc_ready(target: str) -> bool:
         except grpc.RpcError:
             return False
     return bool(reply.status == health_pb2.HealthCheckResponse.SERVING)
+
+
+class StopRequested(KeyboardInterrupt):
+    """SIGINT or SIGTERM asked the stack to stop (raised to interrupt start-up).
+
+    A KeyboardInterrupt so that code written for Ctrl-C (asyncio.run cancelling its tasks,
+    ``contextlib.suppress(KeyboardInterrupt)``) treats it the same way.
+    """
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+# How long a child's unexpected exit waits for this process's own stop signal: the same
+# Ctrl-C reaches every process of the group, and under load a child can handle it and
+# exit before this process's Python-level handler has run.
+SIBLING_SIGNAL_GRACE_S = 3.0
 
 
 @dataclass
@@ -124,9 +155,54 @@ class Stack:
         self._exit = ExitStack()
         self._stopping = False
         self._embedded_postgres = False
+        self.stop_requested = False
+        # Whether the signal handler may raise StopRequested where the main thread is.
+        # False while a child or PostgreSQL is being started (so none is started without
+        # being recorded for ``stop``), during ``wait`` (it polls the flag) and ``stop``.
+        self._interruptible = False
+
+    # -- signals ----------------------------------------------------------------------
+    def install_signal_handlers(self) -> dict[int, Any]:
+        """Handle SIGINT and SIGTERM from now on (an inherited SIG_IGN included); returns
+        the previous handlers. Call before anything is started."""
+        previous: dict[int, Any] = {}
+        for signum in STOP_SIGNALS:
+            previous[signum] = signal.signal(signum, self._on_signal)
+        return previous
+
+    def _on_signal(self, signum: int, _frame: Any) -> None:
+        first = not self.stop_requested
+        self.stop_requested = True
+        if first:
+            console.print(f"{signal.Signals(signum).name}: stopping")
+            if self._interruptible:
+                raise StopRequested
+
+    @contextmanager
+    def _deferring_stop(self) -> Iterator[None]:
+        """Run a step that starts something to its end; a stop asked for meanwhile is
+        raised right after, once what it started is recorded."""
+        was = self._interruptible
+        self._interruptible = False
+        try:
+            yield
+        finally:
+            self._interruptible = was
+        if self.stop_requested and was:
+            raise StopRequested
 
     # -- start-up ---------------------------------------------------------------------
     def start(self) -> None:
+        """Start every part in order; StopRequested if a signal comes meanwhile."""
+        self._interruptible = True
+        try:
+            self._start()
+        finally:
+            self._interruptible = False
+
+    def _start(self) -> None:
+        if self.stop_requested:
+            raise StopRequested
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         self.logs.mkdir(exist_ok=True)
         url = self._database()
@@ -156,16 +232,22 @@ class Stack:
         console.print(
             f"[bold]PostgreSQL[/] embedded, data in {self.settings.state_dir / 'postgres'}"
         )
-        server = start_embedded(self.settings.state_dir)
-        self._exit.callback(server.cleanup)
-        self._embedded_postgres = True
+        with self._deferring_stop():
+            # Set first: ``stop`` stops whatever server the data folder names, so one that
+            # was starting when a signal came is stopped too.
+            self._embedded_postgres = True
+            server = start_embedded(self.settings.state_dir)
+            self._exit.callback(server.cleanup)
         return str(server.get_uri())
 
     def _start_triton(self) -> None:
         console.print("[bold]Triton[/] starting tritonserver (loading MiniLM takes a moment)")
-        log_file = self._log_file("tritonserver")
-        process = tritonserver.start_server(self.settings, log_file, preexec_fn=_die_with_parent)
-        self.children.append(Child("tritonserver", process, self.logs / "tritonserver.log"))
+        with self._deferring_stop():
+            log_file = self._log_file("tritonserver")
+            process = tritonserver.start_server(
+                self.settings, log_file, preexec_fn=_die_with_parent
+            )
+            self.children.append(Child("tritonserver", process, self.logs / "tritonserver.log"))
         tritonserver.wait_ready(self.settings, process)
 
     async def _bootstrap(self, url: str) -> None:
@@ -220,15 +302,16 @@ class Stack:
     def _spawn(self, name: str, command: list[str]) -> None:
         """Start a child with this stack's settings (children read them from RECSYS_*)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("RECSYS_")}
-        process = subprocess.Popen(
-            command,
-            env=env | self.settings.to_env(),
-            stdout=self._log_file(name),
-            stderr=subprocess.STDOUT,
-            cwd=PROJECT_ROOT,
-            preexec_fn=_die_with_parent,
-        )
-        self.children.append(Child(name, process, self.logs / f"{name}.log"))
+        with self._deferring_stop():
+            process = subprocess.Popen(
+                command,
+                env=env | self.settings.to_env(),
+                stdout=self._log_file(name),
+                stderr=subprocess.STDOUT,
+                cwd=PROJECT_ROOT,
+                preexec_fn=_die_with_parent,
+            )
+            self.children.append(Child(name, process, self.logs / f"{name}.log"))
 
     def _wait_for(self, what: str, ready: Callable[[], bool], timeout_s: float = 120) -> None:
         def check() -> bool:
@@ -239,12 +322,7 @@ class Stack:
             raise TimeoutError(f"{what} not ready after {timeout_s:.0f}s; see {self.logs}")
 
     def _dashboard_ready(self) -> bool:
-        url = f"http://{self._host()}:{self.settings.dashboard_port}/_stcore/health"
-        try:
-            with urllib.request.urlopen(url, timeout=1) as response:
-                return bool(response.status == 200)
-        except OSError:
-            return False
+        return http_ok(f"http://{self._host()}:{self.settings.dashboard_port}/_stcore/health")
 
     def _host(self) -> str:
         return self.settings.grpc_target.rsplit(":", 1)[0]
@@ -268,34 +346,27 @@ class Stack:
 
     # -- supervision ------------------------------------------------------------------
     def _check_children(self) -> None:
+        """Raise if a child has exited on its own: StopRequested when a stop was asked for
+        (then its exit is part of the stop), RuntimeError when not."""
         for child in self.children:
             code = child.process.poll()
             if code is None or self._stopping:
                 continue
-            if code in (-signal.SIGINT, 128 + signal.SIGINT):
-                # Ctrl-C reaches the whole process group: a child that handled it before
-                # this process did is the same request to stop, not a failure.
-                raise KeyboardInterrupt
+            if not self.stop_requested:
+                # The same Ctrl-C may have reached that child first: give this process's
+                # own handler the time to run before calling the exit a failure.
+                wait_until(lambda: self.stop_requested, SIBLING_SIGNAL_GRACE_S, poll_s=0.1)
+            if self.stop_requested:
+                raise StopRequested
             raise RuntimeError(f"{child.name} exited with code {code}; see {child.log_path}")
 
     def wait(self) -> None:
-        """Block until SIGINT/SIGTERM or until a child dies."""
-        stop = {"signal": False}
-
-        def request_stop(signum: int, _: Any) -> None:
-            stop["signal"] = True
-
-        signal.signal(signal.SIGINT, request_stop)
-        signal.signal(signal.SIGTERM, request_stop)
-        while not stop["signal"]:
+        """Block until SIGINT/SIGTERM (returns) or until a child dies (raises RuntimeError)."""
+        while not self.stop_requested:
             try:
                 self._check_children()
-            except RuntimeError:
-                # A child that stopped on the same Ctrl-C is no failure; this process's own
-                # signal handler may run a moment after that child's exit is seen.
-                time.sleep(0.5)
-                if not stop["signal"]:
-                    raise
+            except StopRequested:
+                return
             time.sleep(0.5)
 
     def stop(self) -> None:
@@ -317,8 +388,13 @@ class Stack:
 
 
 def run_stack(settings: Settings, **options: bool) -> int:
-    """`recsys up`: start, wait, stop; the exit code says whether it ended cleanly."""
+    """`recsys up`: start, wait, stop; the exit code says whether it ended cleanly.
+
+    0 when a signal stopped it (whenever it came), 1 when a part failed. No
+    KeyboardInterrupt escapes (Click would turn it into "Aborted!" and exit code 1).
+    """
     stack = Stack(settings, **options)
+    previous = stack.install_signal_handlers()
     code = 0
     try:
         stack.start()
@@ -326,10 +402,15 @@ def run_stack(settings: Settings, **options: bool) -> int:
     except KeyboardInterrupt:
         pass
     except Exception as error:
-        console.print(f"[bold red]error:[/] {error}")
-        code = 1
+        if stack.stop_requested:
+            # e.g. Triton stopping on the group's Ctrl-C while start-up waited for it.
+            log.info("start-up ended by the stop request: %s", error)
+        else:
+            console.print(f"[bold red]error:[/] {error}")
+            code = 1
     finally:
-        # A second Ctrl-C during shutdown must not leave children behind.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Further signals during shutdown only set the flag again: every child is stopped.
         stack.stop()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
     return code

@@ -81,6 +81,15 @@ def _content(dataset: Any) -> Any:
         return embed_items(dataset, _settings().state_dir / "cache", advance)
 
 
+def _no_content(dataset: Any) -> Any:
+    """The zero content table of an ID-only run (what ``train_run`` feeds it anyway)."""
+    import numpy as np
+
+    from serving.models.content_encoder import EMBEDDING_DIM
+
+    return np.zeros((dataset.num_items, EMBEDDING_DIM), np.float32)
+
+
 class _bar:
     """A rich progress bar as a context manager yielding ``advance(n)``."""
 
@@ -185,7 +194,8 @@ def train(
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
     dataset = _load(source)
-    embeddings = _content(dataset)
+    # ID-only trains on a zero content input: MiniLM would embed every item for nothing.
+    embeddings = _content(dataset) if content else _no_content(dataset)
     config = UserEncoderConfig(
         num_items=dataset.num_items, dim=dim, max_len=max_len, layers=layers, heads=heads,
         dropout=dropout, attention_dropout=attention_dropout, id_dropout=id_dropout,

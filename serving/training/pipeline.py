@@ -160,12 +160,12 @@ def compare(
         if content is not None:
             scorers[CONTENT] = baselines.ContentSimilarity(content)
         scorers[POPULARITY] = baselines.Popularity(test.inputs, dataset.num_items)
-        if dataset.num_items <= baselines.EASE_MAX_ITEMS:
+        try:
             scorers[f"{EASE} (λ={ease_l2:g})"] = baselines.EASE(
                 test.inputs, dataset.num_items, l2=ease_l2
             )
-        else:
-            notes.append(f"EASE skipped: {dataset.num_items} items > {baselines.EASE_MAX_ITEMS}")
+        except baselines.TooLarge as error:
+            notes.append(f"EASE skipped: {error}")
     reports = {name: evaluation.evaluate(s, test, dataset.num_items) for name, s in scorers.items()}
     if rare is not None and len(rare.targets):
         notes.append(

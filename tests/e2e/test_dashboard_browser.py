@@ -25,6 +25,7 @@ from serving.adapters.postgres.db import PROJECT_ROOT
 from serving.client import Event, RecsysClient
 from serving.config import Settings
 from serving.stack import Stack
+from tests.conftest import require_tool
 from tests.integration import platform
 from tests.integration.platform import ADMIN_TOKEN, wait_for_version
 
@@ -44,6 +45,12 @@ CHROMIUM_FLAGS = [
 OPERATOR, PASSWORD = "e2e-operator", "browser-secret"
 DEMO_ITEMS = 60
 TIMEOUT_MS = 60_000  # the first render imports pandas, altair and the SDK on a busy machine
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _chromium_present() -> None:
+    """Before the stack starts: without a browser there is nothing to drive."""
+    require_tool(Path(CHROMIUM).exists(), "chromium is not installed (make test installs it)")
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +119,6 @@ def _log_in(page: Any, url: str) -> None:
     expect(page.get_by_text("Figures up to")).to_be_visible()  # rendered
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (make test)")
 def test_an_operator_changes_a_parameter_in_the_browser(
     stack: Settings, screenshots: Path, tmp_path: Path
 ) -> None:
@@ -152,7 +158,6 @@ def test_an_operator_changes_a_parameter_in_the_browser(
         wait_for_version(client, int(current["version"]))  # what Recommend ranks with now
 
 
-@pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="chromium is not installed (make test)")
 def test_an_operator_picks_a_recent_user_in_the_browser(
     stack: Settings, screenshots: Path, tmp_path: Path
 ) -> None:

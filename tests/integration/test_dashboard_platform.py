@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -37,10 +38,9 @@ def refresh(url: str) -> None:
     asyncio.run(run())
 
 
-@pytest.fixture(scope="module")
-def users(platform: Running) -> list[str]:
-    """A few users with a recommendation each and a click and a purchase on it."""
-    names = [f"dash-{uuid.uuid4().hex[:8]}-{n}" for n in range(USERS)]
+def make_traffic(platform: Running, names: list[str]) -> None:
+    """A recommendation of 10 items for each of ``names``, a click and a purchase on its
+    first item, all folded into the rollups."""
     with RecsysClient(platform.target) as client:
         for name in names:
             rec = client.recommend(name, k=10)
@@ -57,14 +57,30 @@ def users(platform: Running) -> list[str]:
             )
     with psycopg.connect(platform.url, autocommit=True) as conn:
         # Impressions are written in batches after the answer: wait for them.
-        for _ in range(200):
+        def written() -> bool:
             row = conn.execute(
-                "SELECT count(*) FROM recommendations WHERE user_id = ANY(%s)", (names,)
+                "SELECT count(*) FROM impressions JOIN recommendations USING (recommendation_id)"
+                " WHERE user_id = ANY(%s)",
+                (names,),
             ).fetchone()
-            if row is not None and row[0] == USERS:
-                break
-            asyncio.run(asyncio.sleep(0.05))
+            return row is not None and row[0] == 10 * len(names)
+
+        deadline = time.monotonic() + 30
+        while not written():
+            assert time.monotonic() < deadline, "impressions not written within 30 s"
+            time.sleep(0.05)
     refresh(platform.url)
+
+
+def fresh_users() -> list[str]:
+    return [f"dash-{uuid.uuid4().hex[:8]}-{n}" for n in range(USERS)]
+
+
+@pytest.fixture(scope="module")
+def users(platform: Running) -> list[str]:
+    """A few users with a recommendation each and a click and a purchase on it."""
+    names = fresh_users()
+    make_traffic(platform, names)
     return names
 
 
@@ -94,11 +110,30 @@ def _metric(at: AppTest, label: str) -> str:
     return next(m.value for m in at.metric if m.label == label)
 
 
-def test_overview_and_system_show_the_platform(app: AppTest, users: list[str]) -> None:
+def _count(at: AppTest, label: str) -> int:
+    return int(_metric(at, label).replace(",", ""))
+
+
+COUNTED = ("Impressions", "Clicks", "Purchases", "Active users")
+
+
+def test_overview_and_system_show_the_platform(
+    app: AppTest, users: list[str], platform: Running
+) -> None:
     at = app.run()
     assert not at.exception, at.exception
-    assert int(_metric(at, "Impressions").replace(",", "")) >= 10 * USERS
-    assert int(_metric(at, "Active users").replace(",", "")) >= USERS
+    before = {label: _count(at, label) for label in COUNTED}
+    make_traffic(platform, fresh_users())  # nothing else sends traffic meanwhile
+    at.run()
+    assert not at.exception, at.exception
+    after = {label: _count(at, label) for label in COUNTED}
+    # Exactly the new traffic: 10 impressions, an attributed click and a purchase each.
+    assert {label: after[label] - before[label] for label in COUNTED} == {
+        "Impressions": 10 * USERS,
+        "Clicks": USERS,
+        "Purchases": USERS,
+        "Active users": USERS,
+    }
 
     _page(at, "system")
     assert not at.warning, [w.value for w in at.warning]

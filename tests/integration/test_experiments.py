@@ -26,7 +26,10 @@ def in_force(client: RecsysClient, check, timeout_s: float = 5) -> None:
 
 def test_an_experiment_from_start_to_stop(platform: Running, client: RecsysClient):
     name = f"exp-{uuid.uuid4().hex[:8]}"
-    variants = [Variant("control", 0.5), Variant("popular", 0.5, {"popularity_weight": 2.0})]
+    # "popular" ranks without relevance: its own parameters are in force exactly when
+    # every relevance component it returns is zero (control's never is: a logistic).
+    overrides = {"popularity_weight": 2.0, "relevance_weight": 0.0}
+    variants = [Variant("control", 0.5), Variant("popular", 0.5, overrides)]
     created = client.create_experiment(name, variants, changed_by="ana", reason="test")
     assert created["status"] == "running" and created["variants"] == variants
     experiment = Experiment(name, tuple(variants))
@@ -34,12 +37,23 @@ def test_an_experiment_from_start_to_stop(platform: Running, client: RecsysClien
     # A user outside "control": before the experiment is in force everyone is "control".
     probe = next(u for u in users if experiment.assign(u).name == "popular")
     in_force(client, lambda: client.recommend(probe, k=1).variant == "popular")
+    # A click each, so the user encoder (hence relevance) takes part in their rankings.
+    seed_item = client.recommend("experiment-seed", k=1).items[0].item_id
+    client.log_feedback([Event(seed_item, "click", user_id=user) for user in users])
 
+    checked = {"control": 0, "popular": 0}
     for user in users:
         rec = client.recommend(user, k=3)
         assert rec.variant == experiment.assign(user).name
+        if rec.degraded:  # a fallback (a loaded machine) ranks without the model at all
+            continue
+        checked[rec.variant] += 1
+        relevance = [item.components["relevance"] for item in rec.items]
         if rec.variant == "popular":
-            assert rec.items[0].components["popularity"] <= 2.0
+            assert relevance == [0.0] * len(rec.items), user
+        else:
+            assert all(r > 0.0 for r in relevance), user
+    assert min(checked.values()) > 0, checked
     user = users[0]
     rec = client.recommend(user, k=1)
     client.log_feedback(
@@ -51,7 +65,7 @@ def test_an_experiment_from_start_to_stop(platform: Running, client: RecsysClien
     )
     with psycopg.connect(platform.url) as conn:
         stored = conn.execute("SELECT variant FROM events WHERE user_id = %s", (user,)).fetchall()
-    assert stored == [(experiment.assign(user).name,)]
+    assert stored == [(experiment.assign(user).name,)] * 2  # the seed click, this click
 
     with pytest.raises(grpc.RpcError) as error:  # one experiment at a time
         client.create_experiment(f"{name}-2", variants, changed_by="ana", reason="test")

@@ -24,7 +24,7 @@ from benchmarks.load import stored_counts
 from serving.client import Event, RecsysClient
 from serving.stack import Stack, free_port
 from tests.integration.isolated import own_platform
-from tests.integration.platform import Running, grpc_server
+from tests.integration.platform import ADMIN_TOKEN, Running, grpc_server, wait_for_version
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -47,7 +47,9 @@ def url_of(stack: Stack) -> str:
 
 def items_of(stack: Stack, n: int = 50) -> list[str]:
     with psycopg.connect(url_of(stack)) as conn:
-        rows = conn.execute("SELECT item_id FROM items ORDER BY item_id LIMIT %s", (n,))
+        rows = conn.execute(
+            "SELECT item_id FROM items WHERE deleted_at IS NULL ORDER BY item_id LIMIT %s", (n,)
+        )
         return [r[0] for r in rows]
 
 
@@ -61,16 +63,32 @@ class Answers:
 
 
 def keep_calling(call: Callable[[], bool], stop: threading.Event, seen: Answers) -> None:
+    """Call until told to stop. Every failure is collected for the test to assert (an
+    assert failing on this thread would only end the thread)."""
     while not stop.is_set():
         started = time.monotonic()
         try:
             degraded = call()
         except grpc.RpcError as error:
             seen.errors.append(error.code().name)
+        except Exception as error:
+            seen.errors.append(repr(error))
         else:
             seen.answers.append((time.monotonic(), degraded))
         seen.slowest_s = max(seen.slowest_s, time.monotonic() - started)
         time.sleep(0.02)
+
+
+def answers_after(seen: Answers, moment: float) -> list[bool]:
+    """``degraded`` of each answer given after ``moment``."""
+    return [d for t, d in list(seen.answers) if t > moment]
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"no {what} within {timeout_s:.0f} s"
+        time.sleep(0.05)
 
 
 @contextlib.contextmanager
@@ -93,13 +111,10 @@ def test_recommend_degrades_while_triton_is_killed_and_recovers(stack: Stack) ->
         assert not client.recommend(user, k=10).degraded  # a history: Triton is asked
         with in_background(lambda: client.recommend(user, k=10).degraded) as seen:
             down = faults.kill_triton(stack)
-            time.sleep(2)
-            during = [d for t, d in seen.answers if t > down + 0.5]
+            wait_until(lambda: len(answers_after(seen, down + 0.5)) >= 10, 60, "answers")
+            during = answers_after(seen, down + 0.5)
             up = faults.start_triton(stack)
-            deadline = up + 30
-            while not any(t > up and not d for t, d in seen.answers):
-                assert time.monotonic() < deadline, "no full answer 30 s after Triton's return"
-                time.sleep(0.05)
+            wait_until(lambda: any(t > up and not d for t, d in seen.answers), 30, "a full answer")
             recovered = next(t for t, d in seen.answers if t > up and not d) - up
     assert seen.errors == [], "Recommend must answer (degraded) throughout"
     assert seen.slowest_s < DEADLINE_S
@@ -123,7 +138,8 @@ def test_postgres_restart_loses_and_duplicates_no_acknowledged_event(stack: Stac
         def log_batch() -> bool:
             events = [Event(items[n % len(items)], "click", user_id=f"pg-{n}") for n in range(20)]
             result = writer.log_feedback(events)
-            assert result.accepted + result.duplicates == len(events)
+            if result.accepted + result.duplicates != len(events):
+                raise AssertionError(f"{len(events)} events sent, acknowledged: {result}")
             acked.extend(e.event_id for e in events)
             return False
 
@@ -131,7 +147,7 @@ def test_postgres_restart_loses_and_duplicates_no_acknowledged_event(stack: Stac
             in_background(log_batch) as writes,
             in_background(lambda: reader.recommend("pg-1", k=10).degraded) as reads,
         ):
-            time.sleep(1)
+            wait_until(lambda: len(acked) > 0, 60, "a first acknowledged batch")
             faults.stop_postgres(stack)
             request = pb.LogFeedbackRequest(
                 events=[
@@ -142,15 +158,47 @@ def test_postgres_restart_loses_and_duplicates_no_acknowledged_event(stack: Stac
             )
             with pytest.raises(grpc.RpcError) as refused:
                 raw.LogFeedback(request, timeout=10)
-            time.sleep(1)
+            during_outage = len(acked)
             faults.start_postgres(stack)
-            time.sleep(3)
-            acked_before_end = len(acked)
+            # Writes resume: batches acknowledged after the restart, not only before it.
+            wait_until(lambda: len(acked) > during_outage + 20, 60, "writes after the restart")
         assert writes.errors == [] and reads.errors == []
     assert refused.value.code() == grpc.StatusCode.UNAVAILABLE
-    assert acked_before_end > 0 and any(d for _, d in reads.answers)
+    assert any(d for _, d in reads.answers), "reads during the outage answer degraded"
     rows, distinct = stored_counts(url_of(stack), acked)
     assert rows == distinct == len(acked), "every acknowledged event stored exactly once"
+
+
+def test_the_parameter_listener_reconnects_after_a_postgres_restart(stack: Stack) -> None:
+    target = stack.settings.grpc_target
+    url = url_of(stack)
+
+    def listening() -> bool:
+        try:
+            with psycopg.connect(url) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'LISTEN %%'"
+                ).fetchone()
+        except psycopg.OperationalError:
+            return False
+        return row is not None and row[0] > 0
+
+    wait_until(listening, 30, "the server's LISTEN session")
+    faults.stop_postgres(stack)
+    faults.start_postgres(stack)
+    wait_until(listening, 60, "the LISTEN session after the restart")
+    with RecsysClient(target, token=ADMIN_TOKEN, retries=5) as client:
+        start = client.get_parameters()
+        try:
+            # Each change is in force through NOTIFY, far sooner than the 30 s poll that
+            # backs the listener up.
+            for weight in (0.31, 0.32, 0.33):
+                version = client.update_parameters(
+                    {"popularity_weight": weight}, changed_by="tests", reason="after restart"
+                )["version"]
+                assert wait_for_version(client, int(version), timeout_s=10) < 10
+        finally:
+            client.rollback_parameters(start["version"], changed_by="tests", reason="restore")
 
 
 def test_sigterm_turns_health_off_first_lets_calls_finish_then_exits(

@@ -119,6 +119,8 @@ def test_log_feedback_is_rate_limited_per_client(platform: Running, tmp_path) ->
             "metrics_port": 0,
             "feedback_rate_limit": 200,
             "feedback_rate_burst": 1000,
+            # IPv4 and IPv6 both: two clients of one machine, seen at two addresses.
+            "grpc_host": "[::]",
         }
     )
     with psycopg.connect(platform.url) as conn:
@@ -136,13 +138,17 @@ def test_log_feedback_is_rate_limited_per_client(platform: Running, tmp_path) ->
     log_feedback = next(r for r in RPCS if r.path.endswith("/LogFeedback"))
     with (
         grpc_server(settings_, tmp_path / "server.log"),
-        grpc.insecure_channel(settings_.grpc_target) as chan,
+        grpc.insecure_channel(f"127.0.0.1:{settings_.grpc_port}") as chan,
+        grpc.insecure_channel(f"[::1]:{settings_.grpc_port}") as other,
     ):
         assert hostile.call(chan, log_feedback, batch(900)) == grpc.StatusCode.OK
         refused = hostile.call(chan, log_feedback, batch(900))
         assert refused == grpc.StatusCode.RESOURCE_EXHAUSTED
-        time.sleep(1.0)  # 200 events/s refill
+        # Another client has a bucket of its own: its whole burst is there.
+        assert hostile.call(other, log_feedback, batch(900)) == grpc.StatusCode.OK
+        assert hostile.call(other, log_feedback, batch(900)) == grpc.StatusCode.RESOURCE_EXHAUSTED
+        time.sleep(1.0)  # the contract: 200 events/s refill (100 were left)
         assert hostile.call(chan, log_feedback, batch(150)) == grpc.StatusCode.OK
     with psycopg.connect(platform.url) as conn:
         stored = conn.execute("SELECT count(*) FROM events WHERE user_id = %s", (user,))
-        assert stored.fetchone() == (1050,), "the refused batch wrote nothing"
+        assert stored.fetchone() == (1950,), "the refused batches wrote nothing"

@@ -10,21 +10,23 @@ import time
 
 import pytest
 
+from serving.adapters.triton.repository import versions
 from serving.client import Event, RecsysClient
+from serving.core.domain import USER_ENCODER
 from tests.integration.platform import Running
 from tests.integration.test_cli import recsys
 
 pytestmark = pytest.mark.integration
 
 
-def served_version(client: RecsysClient, version: str | None = None, timeout_s: float = 60) -> str:
+def served_version(client: RecsysClient, version: str, timeout_s: float = 60) -> str:
     """Wait until Recommend for a user with a history (only then is the model asked)
-    reports ``version``, or any version when None (a loaded machine can turn an answer
-    into a fallback, which has none); the orchestrator follows what Triton serves."""
+    reports ``version`` (a loaded machine can turn an answer into a fallback, which has
+    none); the orchestrator follows what Triton serves."""
     deadline = time.monotonic() + timeout_s
     while True:
         current = client.recommend("lifecycle-0", k=3).model_version
-        if current == version or (version is None and current):
+        if current == version:
             return current
         assert time.monotonic() < deadline, f"serving {current!r}, expected {version!r}"
         time.sleep(0.2)
@@ -37,7 +39,9 @@ def test_export_serves_a_new_version_and_rollback_restores_the_last(
     for user in range(12):
         clicks = [catalogue[(user + step) % len(catalogue)] for step in range(5)]
         client.log_feedback([Event(item, "click", user_id=f"lifecycle-{user}") for item in clicks])
-    before = served_version(client)
+    # Triton serves the newest version folder of the runtime repository.
+    newest = max(versions(platform.settings.model_repository, USER_ENCODER))
+    before = served_version(client, str(newest))
 
     run = tmp_path / "run"
     trained = recsys(

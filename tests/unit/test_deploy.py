@@ -24,6 +24,7 @@ import yaml
 
 from serving.config import ENV_PREFIX, InstanceKind, Settings, load_settings
 from serving.core.domain import CONTENT_ENCODER
+from tests.conftest import require_tool
 
 REPO = Path(__file__).resolve().parents[2]
 K8S = REPO / "deploy" / "k8s"
@@ -67,9 +68,10 @@ def _kubectl() -> str | None:
 KUBECTL = _kubectl()
 CHECKOV = REPO / ".venv-checkov" / "bin" / "checkov"
 
-pytestmark = pytest.mark.skipif(
-    KUBECTL is None, reason="kubectl not found (run `make deploy-tools` to install it)"
-)
+
+@pytest.fixture(autouse=True, scope="module")
+def _kubectl_present() -> None:
+    require_tool(KUBECTL is not None, "kubectl not found (run `make deploy-tools` to install it)")
 
 
 def _overlays() -> dict[str, Path]:
@@ -182,9 +184,10 @@ def test_every_overlay_renders(rendered: dict[str, list[dict[str, Any]]]) -> Non
 
 
 def test_schemas_offline(rendered: dict[str, list[dict[str, Any]]]) -> None:
-    kubernetes_validate = pytest.importorskip(
-        "kubernetes_validate", reason="install the dev extras (kubernetes-validate)"
-    )
+    try:
+        import kubernetes_validate
+    except ImportError:
+        require_tool(False, "install the dev extras (kubernetes-validate)")
     skipped: set[tuple[str, str]] = set()
     for name, docs in rendered.items():
         for doc in docs:
@@ -206,8 +209,7 @@ def test_schemas_offline(rendered: dict[str, list[dict[str, Any]]]) -> None:
 
 
 def test_checkov_policies(rendered: dict[str, list[dict[str, Any]]], tmp_path: Path) -> None:
-    if not CHECKOV.exists():
-        pytest.skip(f"{CHECKOV} missing: run `make deploy-tools`")
+    require_tool(CHECKOV.exists(), f"{CHECKOV} missing: run `make deploy-tools`")
     for name, docs in rendered.items():
         (tmp_path / name).mkdir()
         (tmp_path / name / "rendered.yaml").write_text(yaml.safe_dump_all(docs))

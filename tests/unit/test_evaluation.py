@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from serving.training import baselines, datasets, pipeline
 from serving.training.baselines import EASE, ContentSimilarity, Popularity
 from serving.training.datasets import Split
 from serving.training.evaluation import evaluate, metrics_from_ranks, ranks, top_k
@@ -80,6 +81,62 @@ def test_popularity_and_ease_score_as_defined():
     # Item 2 co-occurs with item 1 more than item 3 does, so a user of item 1 gets 2 first.
     scores = ease.scores([np.array([1])], [None])[0]
     assert scores[1] > scores[2]
+
+
+def random_inputs(users: int, items: int, per_user: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(1, items + 1, size=rng.integers(1, per_user + 1)) for _ in range(users)]
+
+
+def test_sparse_ease_matches_the_dense_closed_form():
+    items = 120
+    inputs = random_inputs(400, items, 12)
+    dense = np.zeros((len(inputs), items))
+    for row, sequence in enumerate(inputs):
+        dense[row, sequence - 1] = 1.0  # repeats count once
+    gram = dense.T @ dense + 50.0 * np.eye(items)
+    precision = np.linalg.inv(gram)
+    expected = -precision / np.diag(precision)
+    np.fill_diagonal(expected, 0.0)
+    ease = EASE(inputs, items, l2=50.0)
+    assert np.allclose(ease.weights, expected, atol=1e-6 * np.abs(expected).max())
+    assert np.allclose(ease.scores(inputs[:9], [None] * 9), dense[:9] @ expected, atol=1e-5)
+
+
+def test_the_interaction_matrix_is_sparse_at_a_realistic_size():
+    # 50,000 users x 17,000 items, about 440,000 interactions: dense float32 is 3.4 GB.
+    inputs = random_inputs(50_000, 17_000, 17, seed=1)
+    matrix = baselines.interaction_matrix(inputs, 17_000)
+    assert matrix.shape == (50_000, 17_000)
+    assert matrix.nnz == sum(len(np.unique(s)) for s in inputs)
+    stored = matrix.data.nbytes + matrix.indices.nbytes + matrix.indptr.nbytes
+    assert stored < 12 * matrix.nnz + 8 * 50_001  # a few bytes per interaction
+
+
+def test_ease_refuses_before_allocating_what_it_may_not_use():
+    items = 17_000
+    with pytest.raises(baselines.TooLarge) as error:
+        EASE(random_inputs(10, items, 3), items, memory_limit_bytes=2**30)
+    assert str(error.value) == (
+        "EASE needs 3.2 GiB for 17000 items (12 bytes per item pair),"
+        " more than the 1.0 GiB it may use"
+    )
+    assert baselines.ease_memory_bytes(items) == 12 * items * items
+    with pytest.raises(ValueError, match="l2 must be positive"):
+        EASE(random_inputs(10, 5, 3), 5, l2=0.0)
+
+
+def test_a_baseline_that_cannot_fit_is_skipped_with_a_note(monkeypatch):
+    interactions = {
+        f"u{u}": [(float(t), f"i{(u + t) % 9}", 1) for t in range(5)] for u in range(20)
+    }
+    dataset = datasets.build_dataset("tiny", interactions, {})
+    monkeypatch.setattr(baselines, "available_memory_bytes", lambda: 100)
+    result = pipeline.compare(dataset, {})
+    assert "popularity" in result.reports
+    assert not any(name.startswith("EASE") for name in result.reports)
+    [note] = [n for n in result.notes if n.startswith("EASE skipped")]
+    assert "EASE needs 0.0 GiB for 9 items" in note and "more than the 0.0 GiB" in note
 
 
 def test_content_similarity_scores_the_cosine_to_the_recent_items_mean():

@@ -162,29 +162,40 @@ def test_new_items_are_recommended_from_their_content_alone():
     assert "content similarity · cold items" in result.reports and "cold items" in result.notes[0]
 
 
-def test_train_then_eval_from_the_command_line(tmp_path, monkeypatch):
-    # An events file and an items file; MiniLM embeds the titles in-process.
+CLI_ITEMS = 30
+
+
+def write_cli_files(folder):
+    """30 users over 30 items: user u interacts with items u, u+1, ..., u+7 (mod 30), so
+    the test target (u+7) is the next one after the history, and every item is equally
+    popular."""
     rows = ["user_id,item_id,timestamp"]
     for u in range(30):
-        rows += [f"u{u},m{(u + t) % 6},{t}" for t in range(8)]
-    (tmp_path / "events.csv").write_text("\n".join(rows) + "\n")
-    titles = ["Alien", "Heat", "Up", "Jaws", "Fargo", "Rocky"]
+        rows += [f"u{u},m{(u + t) % CLI_ITEMS},{t}" for t in range(8)]
+    (folder / "events.csv").write_text("\n".join(rows) + "\n")
     items = "item_id,title,description\n" + "".join(
-        f'm{i},{t},"A film.\nSecond line"\n' for i, t in enumerate(titles)
+        f'm{i},Film number {i},"A film.\nSecond line"\n' for i in range(CLI_ITEMS)
     )
-    (tmp_path / "items.csv").write_text(items)
+    (folder / "items.csv").write_text(items)
+
+
+CLI_COMMON = ["--epochs", "2", "--max-len", "6", "--dim", "16", "--batch-size", "8"]
+
+
+def test_train_then_eval_from_the_command_line(tmp_path, monkeypatch):
+    # An events file and an items file; MiniLM embeds the titles in-process.
+    write_cli_files(tmp_path)
     monkeypatch.setenv("RECSYS_STATE_DIR", str(tmp_path / "state"))
     runner = CliRunner()
-    common = ["--epochs", "2", "--max-len", "6", "--dim", "16", "--batch-size", "8"]
     trained = runner.invoke(
         app,
         ["train", "--events", str(tmp_path / "events.csv"), "--items", str(tmp_path / "items.csv"),
-         "--out", str(tmp_path / "run"), *common],
+         "--out", str(tmp_path / "run"), *CLI_COMMON],
     )  # fmt: skip
     assert trained.exit_code == 0, trained.output
     assert "validation NDCG@10" in trained.output
     run = load_run(tmp_path / "run")
-    assert run.vocabulary == tuple(f"m{i}" for i in range(6)) and run.content.any()
+    assert set(run.vocabulary) == {f"m{i}" for i in range(CLI_ITEMS)} and run.content.any()
     evaluated = runner.invoke(
         app, ["eval", "--run", str(tmp_path / "run"), "--json", str(tmp_path / "r.json")]
     )
@@ -193,7 +204,33 @@ def test_train_then_eval_from_the_command_line(tmp_path, monkeypatch):
     models = {"ours (content + ID)", "ours, ID-only (ablation)", "popularity", "EASE (λ=500)",
               "content similarity"}  # fmt: skip
     assert set(results) == models | {f"{m} · rare targets" for m in models}
-    assert all(0 <= r["HR@10"] <= 1 for r in results.values())
+    # Every item is equally popular and ties count against the target: popularity ranks it
+    # behind all 22 other unseen items. EASE's co-occurrences put the next item first or
+    # second (the item before the history co-occurs with it exactly as often).
+    assert results["popularity"]["HR@20"] == 0.0
+    assert results["EASE (λ=500)"]["HR@10"] == 1.0
+    assert 1 / np.log2(3) - 1e-9 <= results["EASE (λ=500)"]["NDCG@10"] <= 1.0
+    assert results["ours (content + ID)"]["HR@10"] > results["popularity"]["HR@10"]
+
+
+def test_train_no_content_never_runs_minilm(tmp_path, monkeypatch):
+    write_cli_files(tmp_path)
+    monkeypatch.setenv("RECSYS_STATE_DIR", str(tmp_path / "state"))
+
+    def no_minilm(*args, **kwargs):
+        raise AssertionError("--no-content must not embed items")
+
+    monkeypatch.setattr("serving.training.content.embed_items", no_minilm)
+    trained = CliRunner().invoke(
+        app,
+        ["train", "--events", str(tmp_path / "events.csv"), "--items", str(tmp_path / "items.csv"),
+         "--no-content", "--out", str(tmp_path / "run"), *CLI_COMMON],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    assert "ID-only" in trained.output
+    run = load_run(tmp_path / "run")
+    assert run.record["use_content"] is False
+    assert run.content.shape == (CLI_ITEMS, 384) and not run.content.any()
 
 
 def test_train_reports_a_malformed_file_and_exits(tmp_path, monkeypatch):
