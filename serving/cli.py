@@ -38,11 +38,21 @@ def _database_url(settings: Settings) -> str:
 def up(
     simulate: Annotated[bool, typer.Option(help="Run the demo traffic simulator.")] = True,
     dashboard: Annotated[bool, typer.Option(help="Run the Streamlit dashboard.")] = True,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            help="Seed the demo catalogue and its first model on a first start. --no-demo"
+            " starts with an empty catalogue and no simulator, for your own data"
+            " (UpsertItems, LogFeedback, then `recsys train` and `recsys export`)."
+        ),
+    ] = True,
 ) -> None:
     """Run the whole platform locally (PostgreSQL, Triton, gRPC, simulator, dashboard)."""
     from serving.stack import run_stack
 
-    raise typer.Exit(run_stack(_settings(), simulate=simulate, dashboard=dashboard))
+    # The simulator clicks the demo catalogue's items: without them it has nothing to do.
+    options = {"simulate": simulate and demo, "dashboard": dashboard, "demo": demo}
+    raise typer.Exit(run_stack(_settings(), **options))
 
 
 @app.command()
