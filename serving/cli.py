@@ -39,12 +39,21 @@ def _database_url(settings: Settings) -> str:
 def up(
     simulate: Annotated[bool, typer.Option(help="Run the demo traffic simulator.")] = True,
     dashboard: Annotated[bool, typer.Option(help="Run the Streamlit dashboard.")] = True,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            help="Seed the demo catalogue and its first model on a first start. --no-demo"
+            " starts with an empty catalogue and no simulator, for your own data"
+            " (UpsertItems, LogFeedback, then `recsys train` and `recsys export`)."
+        ),
+    ] = True,
 ) -> None:
     """Run the whole platform locally (PostgreSQL, Triton, gRPC, simulator, dashboard)."""
     try:
         from serving.stack import run_stack
 
-        code = run_stack(_settings(), simulate=simulate, dashboard=dashboard)
+        # The simulator clicks the demo catalogue's items: without them it has nothing to do.
+        code = run_stack(_settings(), simulate=simulate and demo, dashboard=dashboard, demo=demo)
     except KeyboardInterrupt:
         # Ctrl-C before run_stack installed its handlers: nothing was started yet, so this
         # is a clean stop, not Click's "Aborted!" with exit code 1.

@@ -113,6 +113,7 @@ class RecommenderService:
         excluded = set(query.exclude_item_ids) | state.disliked
         if params.exclude_seen:
             excluded.update(state.item_ids)
+            excluded.update(state.earlier_items)
         rules = Rules(
             excluded_ids=frozenset(excluded),
             include_categories=(

@@ -94,6 +94,9 @@ class UserState:
     item_ids: tuple[str, ...] = ()
     event_types: tuple[EventType, ...] = ()
     disliked: frozenset[str] = frozenset()
+    earlier_items: frozenset[str] = frozenset()
+    """Items of interactions older than the recent ones kept in ``item_ids`` (known once
+    that history is full): seen too, so excluded with them when seen items are."""
 
 
 @dataclass(frozen=True)

@@ -247,21 +247,41 @@ async def _update_item_stats(
     await conn.execute(UPDATE_STATS, (half_life_hours, item_ids, *counts, weights))
 
 
+SESSION_PREFIX = subject_key("", "")
+EARLIER_ITEMS = {
+    False: "SELECT DISTINCT item_id FROM events WHERE user_id = %s",
+    True: "SELECT DISTINCT item_id FROM events WHERE session_id = %s AND user_id = ''",
+}
+"""Every item a user (or an anonymous session) interacted with, by the events indexes."""
+
+
 async def load_user_state(pool: AsyncConnectionPool, subject: str) -> UserState:
-    """The recent interactions of a user or anonymous session (empty when unknown)."""
+    """The recent interactions of a user or anonymous session (empty when unknown).
+
+    Once the kept history is full, older interactions are only in the events: their items
+    are read from there (``earlier_items``), so a seen item stays seen however long ago,
+    as in the offline protocol. Users under MAX_HISTORY interactions pay one read only.
+    """
     async with pool.connection(STATE_WAIT_S) as conn:
         cur = await conn.execute(
             "SELECT item_ids, event_types, disliked FROM user_state WHERE subject = %s",
             (subject,),
         )
         row = await cur.fetchone()
-    if row is None:
-        return UserState()
-    item_ids, event_types, disliked = row
+        if row is None:
+            return UserState()
+        item_ids, event_types, disliked = row
+        earlier: frozenset[str] = frozenset()
+        if len(item_ids) >= MAX_HISTORY:
+            session = subject.startswith(SESSION_PREFIX)
+            key = subject.removeprefix(SESSION_PREFIX) if session else subject
+            cur = await conn.execute(EARLIER_ITEMS[session], (key,))
+            earlier = frozenset(r[0] for r in await cur.fetchall()) - frozenset(item_ids)
     return UserState(
         item_ids=tuple(item_ids),
         event_types=tuple(EventType(t) for t in event_types),
         disliked=frozenset(disliked),
+        earlier_items=earlier,
     )
 
 
