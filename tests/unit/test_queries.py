@@ -7,10 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from serving.api.conversions import query_from_proto, similar_from_proto
 from serving.app.items import ItemService
 from serving.app.queries import QueryEmbeddings
 from serving.app.recommender import RecommenderService
 from serving.app.sync import IndexSync
+from serving.client.types import recommend_request, similar_items_request
 from serving.core.domain import EventType, Item, RecommendQuery, SimilarQuery
 from serving.core.errors import InvalidArgument
 from serving.core.index import IndexArrays, ItemIndex
@@ -271,3 +273,27 @@ async def test_delete_items_takes_items_down_everywhere_and_upsert_brings_them_b
     await items.upsert_items([Item("e", "title e", categories=("music",))])
     await sync.refresh()
     assert "e" in await shown(here) and "e" in await shown(there)
+
+
+# -- the edges: the SDK's requests and the servicer's conversions -------------------------
+
+
+def test_the_sdk_and_the_servicer_agree_on_queries_and_anchors() -> None:
+    plain = recommend_request("u", 5, "", (), {})
+    assert not plain.HasField("query")  # unset, not empty: no query
+    assert query_from_proto(plain).query is None
+    asked = query_from_proto(recommend_request("u", 5, "", (), {}, "night sky"))
+    assert asked.query == "night sky"
+    # An empty query is sent as such (and refused by the server, not dropped here).
+    assert query_from_proto(recommend_request("u", 5, "", (), {}, "")).query == ""
+    by_item = similar_from_proto(similar_items_request("e", 3, {"user_id": "u1"}))
+    assert (by_item.item_id, by_item.text, by_item.user_id, by_item.k) == ("e", None, "u1", 3)
+    by_text = similar_from_proto(
+        similar_items_request(
+            None, 4, {"text": "like c", "exclude": ["a"], "context": {"include_categories": "x"}}
+        )
+    )
+    assert (by_text.item_id, by_text.text) == (None, "like c")
+    assert by_text.exclude_item_ids == {"a"} and by_text.context == {"include_categories": "x"}
+    neither = similar_from_proto(similar_items_request(None, 4, {}))
+    assert (neither.item_id, neither.text) == (None, None)
