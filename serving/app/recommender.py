@@ -129,10 +129,12 @@ class RecommenderService:
         validate_similar(query)
         version = self._parameters.current
         subject = query.subject
-        variant, params = self._variant(version, subject or "")
+        # Nobody named, nobody to assign to an experiment's variant: the current policy.
+        variant, params = CONTROL_VARIANT, version.parameters
         degraded = False
         state = UserState()
         if subject is not None:
+            variant, params = self._variant(version, subject)
             state, degraded = await self._user_state(subject)
         history = list(zip(state.item_ids, state.event_types, strict=True))
         excluded = query.exclude_item_ids
