@@ -16,7 +16,9 @@ same users' histories (so every answer reads freshly changed state), next to the
 without it. With ``--compare-dim``, everything is measured again after a user encoder of
 that width (random weights: the cost does not depend on them) is exported as the next
 version, so the serving cost of a wider trained encoder is read against the demo one in
-the same run.
+the same run. At concurrency 1, Recommend with a free-text ``query`` is measured next to
+the plain call: every query new (the content encoder runs on each) and a few queries
+repeated (answered from the server's query-embedding cache).
 """
 
 from __future__ import annotations
@@ -50,6 +52,17 @@ from serving.training.publish import reload_user_encoder
 CONCURRENCY = (1, 8, 32)
 HISTORY_LENGTH = 50  # the serving default (parameter history_length)
 WITH_FEEDBACK = "Recommend while feedback flows"
+PLAIN = "Recommend (gRPC)"
+BARE = "bare Triton user_encoder"
+QUERY_NEW = "Recommend + query, uncached"
+QUERY_CACHED = "Recommend + query, cached"
+QUERIES = (
+    "telescopes for beginners",
+    "something light and funny",
+    "a slow jazz record for a rainy night",
+    "board games for two players",
+    "a lens for landscape photography",
+)
 HISTORY = 30
 
 
@@ -161,13 +174,27 @@ async def measure(
         async def recommend(n: int) -> bool:
             return (await client.recommend(f"bench-{n % users}", k=10)).degraded
 
-        for _ in range(50):  # warm-up
+        run_id = random.Random().getrandbits(32)  # new texts even on a kept --state-dir
+
+        async def new_query(n: int) -> bool:
+            text = f"{QUERIES[n % len(QUERIES)]} {run_id} {n}"  # never asked before
+            return (await client.recommend(f"bench-{n % users}", k=10, query=text)).degraded
+
+        async def cached_query(n: int) -> bool:
+            text = QUERIES[n % len(QUERIES)]
+            return (await client.recommend(f"bench-{n % users}", k=10, query=text)).degraded
+
+        for n in range(50):  # warm-up (and every cached query asked once)
             await bare(0)
             await recommend(0)
+            await cached_query(n)
         runs = []
         for concurrency in CONCURRENCY:
-            runs.append(await closed_loop("bare Triton user_encoder", bare, concurrency, seconds))
-            runs.append(await closed_loop("Recommend (gRPC)", recommend, concurrency, seconds))
+            runs.append(await closed_loop(BARE, bare, concurrency, seconds))
+            runs.append(await closed_loop(PLAIN, recommend, concurrency, seconds))
+            if concurrency == 1:
+                runs.append(await closed_loop(QUERY_NEW, new_query, 1, seconds))
+                runs.append(await closed_loop(QUERY_CACHED, cached_query, 1, seconds))
         for concurrency in CONCURRENCY[:2] if feedback_rate > 0 else ():
             sent = [0]
             stream = asyncio.create_task(
@@ -240,11 +267,7 @@ def report(runs: list[Run], command: str) -> str:
             f"{r.percentile(95):.1f} | {r.percentile(99):.1f} | {r.percentile(100):.1f} | "
             f"{sum(r.errors.values())} {dict(r.errors) or ''} | {r.degraded} |"
         )
-    by = {
-        (r.name.startswith("Recommend"), r.concurrency): r
-        for r in runs
-        if not r.name.startswith(WITH_FEEDBACK)
-    }
+    by = {(r.name == PLAIN, r.concurrency): r for r in runs if r.name in (PLAIN, BARE)}
     ratio = by[(True, 1)].percentile(50) / max(by[(False, 1)].percentile(50), 1e-9)
     p99_8 = by[(True, 8)].percentile(99)
     rps_32 = by[(True, 32)].throughput
@@ -253,6 +276,18 @@ def report(runs: list[Run], command: str) -> str:
         (f"Recommend p99 at c=8: {p99_8:.1f} ms (target <= 50 ms)", p99_8 <= 50),
         (f"Recommend throughput at c=32: {rps_32:.0f}/s (target >= 300/s)", rps_32 >= 300),
     ]
+    for name in (QUERY_NEW, QUERY_CACHED):
+        with_query = next((r for r in runs if r.name == name), None)
+        if with_query is not None:
+            plain = by[(True, 1)].percentile(50)
+            checks.append(
+                (
+                    f"{name} at c=1: p50 {with_query.percentile(50):.1f} ms"
+                    f" ({with_query.percentile(50) / max(plain, 1e-9):.2f}x plain Recommend's"
+                    f" {plain:.1f} ms), p99 {with_query.percentile(99):.1f} ms",
+                    None,
+                )
+            )
     for loaded in (r for r in runs if r.name.startswith(WITH_FEEDBACK)):
         quiet = by[(True, loaded.concurrency)]
         checks.append(

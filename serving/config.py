@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     impression_batch_size: int = Field(1000, ge=1)
     index_refresh_s: float = Field(2.0, gt=0)
     """How often a server picks up items and statistics written by other replicas."""
+    query_cache_size: int = Field(10_000, ge=0, le=10_000_000)
+    """Free-text query embeddings each server keeps (least recently used out; 0 = none)."""
 
     rollup_refresh_s: float = Field(10.0, gt=0)
     """How often a server folds new impressions and events into the dashboard's rollups."""

@@ -44,6 +44,7 @@ from serving.app.admin import AdminService
 from serving.app.feedback import FeedbackService
 from serving.app.items import ItemService
 from serving.app.preview import PreviewService
+from serving.app.queries import QueryEmbeddings
 from serving.app.recommender import RecommenderService
 from serving.app.sync import IndexSync, ParameterCache
 from serving.config import Settings
@@ -142,7 +143,14 @@ class Platform:
         )
         impressions.start()
         feedback = PostgresFeedback(pool)
-        recommender = RecommenderService(index, encoders, parameters, feedback, impressions)
+        recommender = RecommenderService(
+            index,
+            encoders,
+            parameters,
+            feedback,
+            impressions,
+            queries=QueryEmbeddings(encoders, settings.query_cache_size),
+        )
         preview = PreviewService(PostgresLoggedLists(pool), feedback, recommender, parameters)
         services = Services(
             recommender=recommender,

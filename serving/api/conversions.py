@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Any
 from google.protobuf.timestamp_pb2 import Timestamp
 from recsys.v1 import recsys_pb2 as pb
 
-from serving.core.domain import EventType, FeedbackEvent, Item, Recommendation, RecommendQuery
+from serving.core.domain import (
+    EventType,
+    FeedbackEvent,
+    Item,
+    Recommendation,
+    RecommendQuery,
+    ScoredItem,
+    SimilarList,
+    SimilarQuery,
+)
 from serving.core.errors import InvalidArgument
 from serving.core.experiments import ExperimentRecord, Variant
 from serving.core.parameters import Parameters, ParameterVersion, check_mask
@@ -39,22 +48,50 @@ def query_from_proto(request: pb.RecommendRequest) -> RecommendQuery:
         k=request.k,
         exclude_item_ids=frozenset(request.exclude_item_ids),
         context=dict(request.context),
+        query=request.query if request.HasField("query") else None,
+    )
+
+
+def similar_from_proto(request: pb.SimilarItemsRequest) -> SimilarQuery:
+    anchor = request.WhichOneof("anchor")
+    return SimilarQuery(
+        k=request.k,
+        item_id=request.item_id if anchor == "item_id" else None,
+        text=request.text if anchor == "text" else None,
+        user_id=request.user_id,
+        session_id=request.session_id,
+        exclude_item_ids=frozenset(request.exclude_item_ids),
+        context=dict(request.context),
+    )
+
+
+def _scored_to_proto(items: Iterable[ScoredItem]) -> list[pb.ScoredItem]:
+    return [
+        pb.ScoredItem(
+            item_id=item.item_id,
+            score=item.score,
+            components=item.components,
+            because_item_ids=item.because_item_ids,
+            propensity=item.propensity,
+            because_query=item.because_query,
+        )
+        for item in items
+    ]
+
+
+def similar_to_proto(similar: SimilarList) -> pb.SimilarItemsResponse:
+    return pb.SimilarItemsResponse(
+        items=_scored_to_proto(similar.items),
+        degraded=similar.degraded,
+        variant=similar.variant,
+        parameter_version=similar.parameter_version,
     )
 
 
 def recommendation_to_proto(rec: Recommendation) -> pb.RecommendResponse:
     return pb.RecommendResponse(
         recommendation_id=rec.recommendation_id,
-        items=[
-            pb.ScoredItem(
-                item_id=item.item_id,
-                score=item.score,
-                components=item.components,
-                because_item_ids=item.because_item_ids,
-                propensity=item.propensity,
-            )
-            for item in rec.items
-        ],
+        items=_scored_to_proto(rec.items),
         model_version=rec.model_version,
         degraded=rec.degraded,
         variant=rec.variant,

@@ -42,6 +42,18 @@ class RecommenderServicer(pb_grpc.RecommenderServicer):
         upserted = await self._items.upsert_items(convert.items_from_proto(request))
         return pb.UpsertItemsResponse(upserted=upserted)
 
+    async def SimilarItems(
+        self, request: pb.SimilarItemsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.SimilarItemsResponse:
+        similar = await self._recommender.similar(convert.similar_from_proto(request))
+        return convert.similar_to_proto(similar)
+
+    async def DeleteItems(
+        self, request: pb.DeleteItemsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.DeleteItemsResponse:
+        deleted = await self._items.delete_items(list(request.item_ids))
+        return pb.DeleteItemsResponse(deleted=deleted)
+
     async def ForgetUser(
         self, request: pb.ForgetUserRequest, context: grpc.aio.ServicerContext
     ) -> pb.ForgetUserResponse:

@@ -1,4 +1,6 @@
-"""UpsertItems: items encoded by the content encoder, stored, and indexed at once."""
+"""UpsertItems: items encoded by the content encoder, stored, and indexed at once;
+DeleteItems: items taken down (soft-deleted), here at once and on other replicas at their
+next index refresh."""
 
 from __future__ import annotations
 
@@ -7,7 +9,7 @@ from datetime import UTC, datetime
 from serving.app.ports import Catalogue, Encoders
 from serving.core.domain import Item
 from serving.core.index import ItemIndex, StoredItem
-from serving.core.validation import validate_items
+from serving.core.validation import validate_item_ids, validate_items
 
 
 class ItemService:
@@ -28,3 +30,13 @@ class ItemService:
             for item, embedding in zip(items, embeddings, strict=True)
         )
         return len(items)
+
+    async def delete_items(self, item_ids: list[str]) -> int:
+        """Take ``item_ids`` down: this server stops recommending them when it answers,
+        other replicas at their next index refresh (the same path as upserts). Their
+        events stay (training keeps them); an upsert brings an item back. Returns how many
+        were live before; an unknown id is InvalidArgument and nothing is taken down."""
+        validate_item_ids(item_ids)
+        stored, deleted = await self._catalogue.delete_items(list(dict.fromkeys(item_ids)))
+        self._index.upsert(stored)
+        return deleted

@@ -36,6 +36,11 @@ class Encoders(Protocol):
 
     async def encode_texts(self, texts: Sequence[str], timeout_s: float = 60) -> np.ndarray: ...
 
+    async def encode_query(self, text: str) -> np.ndarray:
+        """(dim,) content embedding of one free-text query, in the items' content space,
+        within a request's deadline (Unavailable past it)."""
+        ...
+
 
 class ServedModels(Protocol):
     """Which user-encoder version the model server has ready."""
@@ -96,6 +101,12 @@ class Catalogue(Protocol):
     """Items with their content embeddings, and their engagement statistics."""
 
     async def upsert_items(self, items: Sequence[Item], embeddings: np.ndarray) -> None: ...
+
+    async def delete_items(self, item_ids: Sequence[str]) -> tuple[list[StoredItem], int]:
+        """Soft-delete ``item_ids`` in one transaction (their events stay) and return them
+        as now stored (``deleted``) with how many were live before. An id that names no
+        item is InvalidArgument naming ``item_ids[i]``, and nothing is written."""
+        ...
 
     async def database_now(self) -> datetime:
         """The clock that stamps the changes (read before reading them)."""

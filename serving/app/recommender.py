@@ -5,6 +5,7 @@ Transport-free: the gRPC servicers translate protos to the domain types used her
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -14,15 +15,18 @@ from collections.abc import Sequence
 import numpy as np
 
 from serving.app.ports import Encoders, Impressions, ParameterSource, UserStates
+from serving.app.queries import QueryEmbeddings
 from serving.app.throttled_log import ThrottledWarning
 from serving.core.domain import (
     EventType,
     LoggedRecommendation,
     Recommendation,
     RecommendQuery,
+    SimilarList,
+    SimilarQuery,
     UserState,
 )
-from serving.core.errors import Unavailable
+from serving.core.errors import InvalidArgument, Unavailable
 from serving.core.experiments import CONTROL_VARIANT
 from serving.core.index import ItemIndex
 from serving.core.itemspace import UserEncoding
@@ -31,17 +35,20 @@ from serving.core.ranking.filter import Rules
 from serving.core.ranking.pipeline import Ranking, RankingPipeline
 from serving.core.ranking.retrieve import MatrixProduct, Retriever
 from serving.core.ranking.signals import CatalogueSignals, catalogue_signals
-from serving.core.validation import context_categories, validate_query
+from serving.core.validation import context_categories, validate_query, validate_similar
 
 log = logging.getLogger(__name__)
 
 OUTAGE_WARNING_EVERY_S = 10.0
 """During an outage every request falls back; one warning per period says so (with how many
 were suppressed) instead of one per request."""
+QUERY_CACHE_SIZE = 10_000
+"""Query embeddings kept when the caller does not say (the setting query_cache_size)."""
 
 
 class RecommenderService:
-    """Recommend, and the replay of a policy that the preview estimates with."""
+    """Recommend (with or without a free-text query), SimilarItems, and the replay of a
+    policy that the preview estimates with."""
 
     def __init__(
         self,
@@ -52,9 +59,11 @@ class RecommenderService:
         impressions: Impressions,
         retriever: Retriever | None = None,
         rng: np.random.Generator | None = None,
+        queries: QueryEmbeddings | None = None,
     ) -> None:
         self.index = index
         self._encoders = encoders
+        self.queries = queries or QueryEmbeddings(encoders, QUERY_CACHE_SIZE)
         self._parameters = parameters
         self._user_states = user_states
         self._impressions = impressions
@@ -70,11 +79,24 @@ class RecommenderService:
         validate_query(query)
         version = self._parameters.current
         variant, params = self._variant(version, query.subject)
-        state, degraded = await self._user_state(query.subject)
-        history, encoding, unencoded = await self._encode_state(state, params)
-        degraded = degraded or unencoded
+        # The query's embedding does not depend on the user: it runs beside the state
+        # read and the user encoder, not after them.
+        (
+            (state, degraded, history, encoding, unencoded),
+            (text_vector, unembedded),
+        ) = await asyncio.gather(self._subject(query.subject, params), self._embed(query.query))
+        degraded = degraded or unencoded or unembedded
         # No await from here on: the index cannot change while this request scores.
-        ranking = self._rank(query, params, state, history, encoding)
+        ranking = self._rank(
+            query.exclude_item_ids,
+            query.context,
+            params,
+            state,
+            history,
+            encoding,
+            text_vector,
+            query.k,
+        )
         self.index.count_impressions(ranking.positions)
         recommendation = Recommendation(
             recommendation_id=str(uuid.uuid4()),
@@ -97,35 +119,122 @@ class RecommenderService:
         history, encoding, unencoded = await self._encode_state(state, params)
         if unencoded:
             raise Unavailable("the user encoder is not available to replay the policy")
-        query = RecommendQuery(user_id="preview", session_id="", k=k)
-        return self._rank(query, params, state, history, encoding)
+        return self._rank(frozenset(), {}, params, state, history, encoding, None, k)
+
+    async def similar(self, query: SimilarQuery) -> SimilarList:
+        """More like this: the pipeline with the anchor's content embedding as the query
+        and no user vector (relevance is all similarity), under the filters of the subject
+        when one is named (seen, disliked, negative feedback) and of the request; the
+        anchor item itself stays out. Nothing is logged."""
+        validate_similar(query)
+        version = self._parameters.current
+        subject = query.subject
+        # Nobody named, nobody to assign to an experiment's variant: the current policy.
+        variant, params = CONTROL_VARIANT, version.parameters
+        degraded = False
+        state = UserState()
+        if subject is not None:
+            variant, params = self._variant(version, subject)
+            state, degraded = await self._user_state(subject)
+        history = list(zip(state.item_ids, state.event_types, strict=True))
+        excluded = query.exclude_item_ids
+        anchor: np.ndarray | None
+        if query.item_id is not None:
+            anchor = self._anchor(query.item_id)
+            excluded |= {query.item_id}
+        else:
+            anchor, unembedded = await self._embed(query.text)
+            degraded = degraded or unembedded
+        ranking = self._rank(
+            excluded,
+            query.context,
+            params,
+            state,
+            history[-params.history_length :],
+            None,
+            anchor,
+            query.k,
+        )
+        return SimilarList(tuple(ranking.items), degraded, variant, version.version)
+
+    def _anchor(self, item_id: str) -> np.ndarray:
+        """A catalogue item's content embedding (taken-down items included: their page
+        may still be open); an id this server has never indexed is InvalidArgument."""
+        position = self.index.position(item_id)
+        if position is None:
+            raise InvalidArgument("item_id", f"unknown item {item_id!r}")
+        anchor: np.ndarray = self.index.arrays.content[position]
+        return anchor
+
+    def _rules(
+        self,
+        exclude_item_ids: frozenset[str],
+        context: dict[str, str],
+        params: Parameters,
+        state: UserState,
+    ) -> Rules:
+        """One request's filters: the variant's and the request's category rules both
+        apply; disliked (and, by the parameters, seen) items stay out."""
+        excluded = set(exclude_item_ids) | state.disliked
+        if params.exclude_seen:
+            excluded.update(state.item_ids)
+            excluded.update(state.earlier_items)
+        return Rules(
+            excluded_ids=frozenset(excluded),
+            include_categories=(
+                params.include_categories,
+                context_categories(context, "include_categories"),
+            ),
+            exclude_categories=frozenset(
+                {*params.exclude_categories, *context_categories(context, "exclude_categories")}
+            ),
+        )
 
     def _rank(
         self,
-        query: RecommendQuery,
+        exclude_item_ids: frozenset[str],
+        context: dict[str, str],
         params: Parameters,
         state: UserState,
         history: list[tuple[str, EventType]],
         encoding: UserEncoding | None,
+        text_vector: np.ndarray | None,
+        k: int,
     ) -> Ranking:
-        """The pipeline over one index snapshot (synchronous), with this request's rules:
-        the variant's and the request's category rules both apply."""
-        excluded = set(query.exclude_item_ids) | state.disliked
-        if params.exclude_seen:
-            excluded.update(state.item_ids)
-            excluded.update(state.earlier_items)
-        rules = Rules(
-            excluded_ids=frozenset(excluded),
-            include_categories=(
-                params.include_categories,
-                context_categories(query, "include_categories"),
-            ),
-            exclude_categories=frozenset(
-                {*params.exclude_categories, *context_categories(query, "exclude_categories")}
-            ),
-        )
+        """The pipeline over one index snapshot (synchronous), with this request's rules."""
+        rules = self._rules(exclude_item_ids, context, params, state)
         signals = self._signals(params)
-        return self._pipeline.rank(self.index, signals, params, rules, query.k, history, encoding)
+        return self._pipeline.rank(
+            self.index, signals, params, rules, k, history, encoding, text_vector
+        )
+
+    async def _subject(
+        self, subject: str, params: Parameters
+    ) -> tuple[UserState, bool, list[tuple[str, EventType]], UserEncoding | None, bool]:
+        """The subject's state (and whether it could not be read), the history the
+        policy looks at, its encoding, and whether that encoding is missing."""
+        state, degraded = await self._user_state(subject)
+        history, encoding, unencoded = await self._encode_state(state, params)
+        return state, degraded, history, encoding, unencoded
+
+    async def _embed(self, text: str | None) -> tuple[np.ndarray | None, bool]:
+        """A query's content embedding (None without a query), and whether a query could
+        not be embedded: the list is then ranked without it (degraded)."""
+        if text is None:
+            return None, False
+        try:
+            vector = await self.queries.embed(text)
+        except Unavailable as error:
+            self._outages.warn("content encoder unavailable, ranking without the query: %s", error)
+            return None, True
+        width = self.index.arrays.content.shape[1]
+        if vector.shape != (width,):
+            self._outages.warn(
+                "the content encoder answered %s wide, the item index holds %d: ranking"
+                " without the query", vector.shape, width,
+            )  # fmt: skip
+            return None, True
+        return vector, False
 
     async def _encode_state(
         self, state: UserState, params: Parameters

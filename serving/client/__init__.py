@@ -3,7 +3,7 @@
 from serving.client.aio import AsyncRecsysClient
 from serving.client.sync import RecsysClient
 from serving.client.types import Event, FeedbackResult, ParameterPreview
-from serving.core.domain import Recommendation, ScoredItem
+from serving.core.domain import Recommendation, ScoredItem, SimilarList
 
 __all__ = [
     "AsyncRecsysClient",
@@ -13,4 +13,5 @@ __all__ = [
     "Recommendation",
     "RecsysClient",
     "ScoredItem",
+    "SimilarList",
 ]

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, Unpack
 
 import grpc
 from recsys.v1 import recsys_pb2 as pb
 from recsys.v1 import recsys_pb2_grpc as pb_grpc
 
 from serving.client import types as t
-from serving.core.domain import Item, Recommendation
+from serving.core.domain import Item, Recommendation, SimilarList
 from serving.core.experiments import Variant
 
 R = TypeVar("R")
@@ -56,8 +56,12 @@ class AsyncRecsysClient:
         session_id: str = "",
         exclude: Iterable[str] = (),
         context: Mapping[str, str] | None = None,
+        query: str | None = None,
     ) -> Recommendation:
-        request = t.recommend_request(user_id, k, session_id, exclude, context or {})
+        """The top ``k`` for a user (or, with ``user_id`` empty, the visitor behind
+        ``session_id``); ``query`` says in the user's own words what they want now (1 to
+        1,000 characters; it works without any history too)."""
+        request = t.recommend_request(user_id, k, session_id, exclude, context or {}, query)
         return t.recommendation_from_proto(await self._call(self._recommender.Recommend, request))
 
     async def log_feedback(self, events: Sequence[t.Event]) -> t.FeedbackResult:
@@ -67,6 +71,19 @@ class AsyncRecsysClient:
     async def upsert_items(self, items: Sequence[Item]) -> int:
         response = await self._call(self._recommender.UpsertItems, t.upsert_request(items))
         return int(response.upserted)
+
+    async def similar_items(
+        self, item_id: str | None = None, k: int = 10, **options: Unpack[t.SimilarOptions]
+    ) -> SimilarList:
+        """More like this, the asyncio twin of ``RecsysClient.similar_items``."""
+        request = t.similar_items_request(item_id, k, options)
+        return t.similar_from_proto(await self._call(self._recommender.SimilarItems, request))
+
+    async def delete_items(self, item_ids: Sequence[str]) -> int:
+        """Take items down (never recommended again within the index refresh; their
+        events stay; ``upsert_items`` brings one back). Returns how many were live."""
+        request = pb.DeleteItemsRequest(item_ids=list(item_ids))
+        return int((await self._call(self._recommender.DeleteItems, request)).deleted)
 
     async def forget_user(self, user_id: str) -> int:
         request = pb.ForgetUserRequest(user_id=user_id)

@@ -7,7 +7,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 import grpc
 from google.protobuf.timestamp_pb2 import Timestamp
@@ -19,6 +19,7 @@ from serving.core.domain import (
     OffPolicyEstimate,
     Recommendation,
     ScoredItem,
+    SimilarList,
     UserPreview,
 )
 from serving.core.domain import FeedbackResult as FeedbackResult  # what log_feedback returns
@@ -55,7 +56,12 @@ def _timestamp(moment: datetime) -> Timestamp:
 
 
 def recommend_request(
-    user_id: str, k: int, session_id: str, exclude: Iterable[str], context: Mapping[str, str]
+    user_id: str,
+    k: int,
+    session_id: str,
+    exclude: Iterable[str],
+    context: Mapping[str, str],
+    query: str | None = None,
 ) -> pb.RecommendRequest:
     return pb.RecommendRequest(
         user_id=user_id,
@@ -63,6 +69,36 @@ def recommend_request(
         k=k,
         exclude_item_ids=list(exclude),
         context=dict(context),
+        query=query,
+    )
+
+
+class SimilarOptions(TypedDict, total=False):
+    """SimilarItems' optional arguments, shared by both clients."""
+
+    text: str
+    """The anchor when no ``item_id`` is given: a free text (1 to 1,000 characters)."""
+    user_id: str
+    """Whose seen and disliked items stay out (or ``session_id`` for a visitor)."""
+    session_id: str
+    exclude: Iterable[str]
+    context: Mapping[str, str]
+    """Category rules, as Recommend's ``context``."""
+
+
+def similar_items_request(
+    item_id: str | None, k: int, options: SimilarOptions
+) -> pb.SimilarItemsRequest:
+    """The anchor is ``item_id`` or ``options["text"]`` (the server says INVALID_ARGUMENT
+    unless exactly one is given)."""
+    return pb.SimilarItemsRequest(
+        item_id=item_id,
+        text=options.get("text"),
+        k=k,
+        user_id=options.get("user_id", ""),
+        session_id=options.get("session_id", ""),
+        exclude_item_ids=list(options.get("exclude", ())),
+        context=dict(options.get("context", {})),
     )
 
 
@@ -144,15 +180,33 @@ def preview_from_proto(response: pb.PreviewParametersResponse) -> ParameterPrevi
     )
 
 
+def _scored_items(items: Iterable[pb.ScoredItem]) -> tuple[ScoredItem, ...]:
+    return tuple(
+        ScoredItem(
+            i.item_id,
+            i.score,
+            dict(i.components),
+            tuple(i.because_item_ids),
+            i.propensity,
+            i.because_query,
+        )
+        for i in items
+    )
+
+
+def similar_from_proto(response: pb.SimilarItemsResponse) -> SimilarList:
+    return SimilarList(
+        items=_scored_items(response.items),
+        degraded=response.degraded,
+        variant=response.variant,
+        parameter_version=response.parameter_version,
+    )
+
+
 def recommendation_from_proto(response: pb.RecommendResponse) -> Recommendation:
     return Recommendation(
         recommendation_id=response.recommendation_id,
-        items=tuple(
-            ScoredItem(
-                i.item_id, i.score, dict(i.components), tuple(i.because_item_ids), i.propensity
-            )
-            for i in response.items
-        ),
+        items=_scored_items(response.items),
         model_version=response.model_version,
         degraded=response.degraded,
         variant=response.variant,

@@ -81,9 +81,32 @@ class RecommendQuery:
     k: int
     exclude_item_ids: frozenset[str] = frozenset()
     context: dict[str, str] = field(default_factory=dict)
+    query: str | None = None
+    """The user's request in their own words (None: no query)."""
 
     @property
     def subject(self) -> str:
+        return subject_key(self.user_id, self.session_id)
+
+
+@dataclass(frozen=True)
+class SimilarQuery:
+    """More like this: the items closest to one catalogue item or to a text, under the
+    filters of an optional subject (seen, disliked) and of the request."""
+
+    k: int
+    item_id: str | None = None
+    text: str | None = None
+    user_id: str = ""
+    session_id: str = ""
+    exclude_item_ids: frozenset[str] = frozenset()
+    context: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def subject(self) -> str | None:
+        """Whose state filters the list; None when the request names nobody."""
+        if not self.user_id and not self.session_id:
+            return None
         return subject_key(self.user_id, self.session_id)
 
 
@@ -107,10 +130,22 @@ class ScoredItem:
     because_item_ids: tuple[str, ...] = ()
     propensity: float = 1.0
     """Probability that the policy puts this item in the list (for off-policy evaluation)."""
+    because_query: bool = False
+    """The query (or SimilarItems' anchor) drove its relevance more than the history."""
+
+
+class _Listed:
+    """A served list's ``items``, and their ids in order."""
+
+    items: tuple[ScoredItem, ...]
+
+    @property
+    def item_ids(self) -> list[str]:
+        return [item.item_id for item in self.items]
 
 
 @dataclass(frozen=True)
-class Recommendation:
+class Recommendation(_Listed):
     recommendation_id: str
     items: tuple[ScoredItem, ...]
     model_version: str
@@ -118,9 +153,15 @@ class Recommendation:
     variant: str
     parameter_version: int
 
-    @property
-    def item_ids(self) -> list[str]:
-        return [item.item_id for item in self.items]
+
+@dataclass(frozen=True)
+class SimilarList(_Listed):
+    """A "more like this" list (not logged: no recommendation id)."""
+
+    items: tuple[ScoredItem, ...]
+    degraded: bool
+    variant: str
+    parameter_version: int
 
 
 @dataclass(frozen=True)

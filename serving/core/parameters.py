@@ -50,6 +50,9 @@ class Parameters(BaseModel):
     """Business rule: only items in one of these categories (empty: all)."""
     exclude_categories: tuple[Category, ...] = Field((), max_length=MAX_RULE_CATEGORIES)
     """Business rule: never items in these categories (a request can add more)."""
+    query_weight: float = Field(0.7, ge=0, le=1)
+    """Share of relevance a request's free-text query takes; the history takes the rest
+    (without history the query takes all of it)."""
 
     def merged(self, values: dict[str, Any]) -> Parameters:
         """These parameters with ``values`` (validated) replacing their fields."""

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 
-from serving.core.domain import EventType, FeedbackEvent, Item, RecommendQuery
+from serving.core.domain import EventType, FeedbackEvent, Item, RecommendQuery, SimilarQuery
 from serving.core.errors import InvalidArgument
 from serving.core.experiments import Variant
 from serving.core.parameters import Parameters, parse_parameters
@@ -19,6 +19,9 @@ MAX_TEXT_LENGTH = 20_000
 MAX_CLOCK_SKEW = timedelta(minutes=5)
 SHARE_TOLERANCE = 1e-6
 MAX_VARIANTS = 20
+MAX_QUERY_LENGTH = 1000
+"""Longest free-text query (Recommend's query, SimilarItems' text), in characters: a
+sentence or two is what a person types; the content encoder reads 256 tokens at most."""
 
 
 def check_id(field: str, value: str, *, required: bool = True) -> None:
@@ -44,21 +47,66 @@ CATEGORY_FILTERS = ("include_categories", "exclude_categories")
 """Request ``context`` keys: comma-separated categories to keep to, or to leave out."""
 
 
-def context_categories(query: RecommendQuery, key: str) -> list[str]:
-    return [c.strip() for c in query.context.get(key, "").split(",") if c.strip()]
+def context_categories(context: Mapping[str, str], key: str) -> list[str]:
+    return [c.strip() for c in context.get(key, "").split(",") if c.strip()]
+
+
+def check_text(field: str, text: str) -> None:
+    """A free-text query: not blank, at most MAX_QUERY_LENGTH characters, no control
+    characters but whitespace."""
+    if not text.strip():
+        raise InvalidArgument(field, "must not be empty (leave it unset for no query)")
+    if len(text) > MAX_QUERY_LENGTH:
+        raise InvalidArgument(
+            field, f"longer than {MAX_QUERY_LENGTH} characters ({len(text)} given)"
+        )
+    if not "".join(text.split()).isprintable():
+        raise InvalidArgument(field, "contains control characters")
+
+
+def _validate_list_request(
+    k: int, exclude_item_ids: frozenset[str], context: Mapping[str, str]
+) -> None:
+    """What Recommend and SimilarItems share: the list size, exclusions and categories."""
+    for key in CATEGORY_FILTERS:
+        if key in context and not context_categories(context, key):
+            raise InvalidArgument(f"context.{key}", "names no category")
+    if not 0 < k <= MAX_K:
+        raise InvalidArgument("k", f"must be between 1 and {MAX_K}, got {k}")
+    if len(exclude_item_ids) > MAX_EXCLUDED:
+        raise InvalidArgument("exclude_item_ids", f"more than {MAX_EXCLUDED} ids")
+    for item_id in exclude_item_ids:
+        check_id("exclude_item_ids", item_id)
 
 
 def validate_query(query: RecommendQuery) -> None:
     check_subject("", query.user_id, query.session_id)
-    for key in CATEGORY_FILTERS:
-        if key in query.context and not context_categories(query, key):
-            raise InvalidArgument(f"context.{key}", "names no category")
-    if not 0 < query.k <= MAX_K:
-        raise InvalidArgument("k", f"must be between 1 and {MAX_K}, got {query.k}")
-    if len(query.exclude_item_ids) > MAX_EXCLUDED:
-        raise InvalidArgument("exclude_item_ids", f"more than {MAX_EXCLUDED} ids")
-    for item_id in query.exclude_item_ids:
-        check_id("exclude_item_ids", item_id)
+    _validate_list_request(query.k, query.exclude_item_ids, query.context)
+    if query.query is not None:
+        check_text("query", query.query)
+
+
+def validate_similar(query: SimilarQuery) -> None:
+    """One anchor (an item id or a text), an optional subject, the list's rules."""
+    if (query.item_id is None) == (query.text is None):
+        raise InvalidArgument("item_id", "give either item_id or text")
+    if query.item_id is not None:
+        check_id("item_id", query.item_id)
+    if query.text is not None:
+        check_text("text", query.text)
+    check_id("user_id", query.user_id, required=False)
+    check_id("session_id", query.session_id, required=False)
+    _validate_list_request(query.k, query.exclude_item_ids, query.context)
+
+
+def validate_item_ids(item_ids: Sequence[str]) -> None:
+    """The ids of a DeleteItems call: at least one, at most MAX_ITEMS, each well formed."""
+    if not item_ids:
+        raise InvalidArgument("item_ids", "must not be empty")
+    if len(item_ids) > MAX_ITEMS:
+        raise InvalidArgument("item_ids", f"at most {MAX_ITEMS} ids per call, got {len(item_ids)}")
+    for index, item_id in enumerate(item_ids):
+        check_id(f"item_ids[{index}]", item_id)
 
 
 def validate_events(events: Sequence[FeedbackEvent], now: datetime) -> None:

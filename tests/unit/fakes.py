@@ -18,7 +18,7 @@ from serving.core.domain import (
     LoggedRecommendation,
     UserState,
 )
-from serving.core.errors import FailedPrecondition, NotFound, Unavailable
+from serving.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from serving.core.experiments import Experiment, ExperimentRecord
 from serving.core.index import ItemIndex, ItemStatsRow, StoredItem
 from serving.core.itemspace import ItemSpace, UserEncoding
@@ -82,6 +82,7 @@ class FakeEncoders:
         self.down = False
         self.user_calls: list[np.ndarray] = []
         self.texts: list[str] = []
+        self.queries: list[str] = []
 
     async def encode_user(
         self, item_ids: np.ndarray, event_types: np.ndarray, content: np.ndarray
@@ -97,6 +98,13 @@ class FakeEncoders:
             raise Unavailable("triton down")
         self.texts.extend(texts)
         return np.stack([content(t.split()[1][0]) for t in texts])
+
+    async def encode_query(self, text: str) -> np.ndarray:
+        """A query's last word names an item: it embeds like that item's content."""
+        if self.down:
+            raise Unavailable("triton down")
+        self.queries.append(text)
+        return content(text.split()[-1])
 
 
 @dataclass
@@ -203,6 +211,15 @@ class FakeCatalogue:
     async def upsert_items(self, items: Sequence[Item], embeddings: np.ndarray) -> None:
         for item, embedding in zip(items, embeddings, strict=True):
             self.items[item.item_id] = StoredItem(item, embedding, self.now, False)
+
+    async def delete_items(self, item_ids: Sequence[str]) -> tuple[list[StoredItem], int]:
+        for index, item_id in enumerate(item_ids):
+            if item_id not in self.items:
+                raise InvalidArgument(f"item_ids[{index}]", f"unknown item {item_id!r}")
+        live = sum(not self.items[i].deleted for i in item_ids)
+        for item_id in item_ids:
+            self.items[item_id] = replace(self.items[item_id], updated_at=self.now, deleted=True)
+        return [self.items[i] for i in item_ids], live
 
     async def database_now(self) -> datetime:
         return self.now

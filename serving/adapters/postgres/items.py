@@ -12,6 +12,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from serving.adapters.postgres.db import translate_outages
 from serving.core.domain import Item
+from serving.core.errors import InvalidArgument
 from serving.core.index import ItemStatsRow, StoredItem
 
 UPSERT = """
@@ -58,6 +59,39 @@ async def upsert_items(
             "INSERT INTO item_stats (item_id) VALUES (%s) ON CONFLICT DO NOTHING",
             [(item.item_id,) for item in items],
         )
+
+
+# Locked first, so "live before" is what this transaction changes (a concurrent
+# DeleteItems of the same ids waits, then counts none of them again).
+LOCK_ITEMS = """
+SELECT item_id, deleted_at IS NULL FROM items WHERE item_id = ANY(%s)
+ORDER BY item_id FOR UPDATE
+"""
+SOFT_DELETE = """
+UPDATE items SET deleted_at = coalesce(deleted_at, clock_timestamp()),
+                 updated_at = clock_timestamp()
+WHERE item_id = ANY(%s)
+RETURNING item_id, title, description, categories, tags, attributes, published_at,
+          available_from, available_until, embedding, updated_at, deleted_at IS NOT NULL
+"""
+
+
+async def delete_items(
+    pool: AsyncConnectionPool, item_ids: Sequence[str]
+) -> tuple[list[StoredItem], int]:
+    """Soft-delete ``item_ids`` (distinct) in one transaction: their rows stay, marked
+    deleted and stamped, so every replica's index refresh takes them out; their events
+    and statistics stay. Returns the rows as now stored and how many were live before.
+    An id that names no item is InvalidArgument naming ``item_ids[i]``, nothing written."""
+    async with pool.connection() as conn, conn.transaction():
+        cur = await conn.execute(LOCK_ITEMS, (list(item_ids),))
+        live: dict[str, bool] = dict(await cur.fetchall())
+        for index, item_id in enumerate(item_ids):
+            if item_id not in live:
+                raise InvalidArgument(f"item_ids[{index}]", f"unknown item {item_id!r}")
+        cur = await conn.execute(SOFT_DELETE, (list(item_ids),))
+        stored = [_row_to_stored(row) for row in await cur.fetchall()]
+    return stored, sum(live.values())
 
 
 def _row_to_stored(row: tuple) -> StoredItem:
@@ -138,6 +172,10 @@ class PostgresItems:
     @translate_outages
     async def upsert_items(self, items: Sequence[Item], embeddings: np.ndarray) -> None:
         await upsert_items(self._pool, items, embeddings)
+
+    @translate_outages
+    async def delete_items(self, item_ids: Sequence[str]) -> tuple[list[StoredItem], int]:
+        return await delete_items(self._pool, item_ids)
 
     @translate_outages
     async def database_now(self) -> datetime:

@@ -76,6 +76,13 @@ class TritonEncoders:
             chunks.append(result.as_numpy("EMBEDDING"))
         return np.concatenate(chunks) if chunks else np.zeros((0, 384), np.float32)
 
+    async def encode_query(self, text: str) -> np.ndarray:
+        """(384,) normalised content embedding of one query, under the request deadline
+        (``timeout_ms``) rather than the catalogue's generous one: the same model and
+        inputs as the items' texts, so the query lands in the items' content space."""
+        embedding: np.ndarray = (await self.encode_texts([text], timeout_s=self._timeout_s))[0]
+        return embedding
+
     async def ready_version(self, model: str = USER_ENCODER) -> int | None:
         """The highest version of ``model`` Triton reports READY, or None."""
         try:

@@ -1,5 +1,8 @@
 """The ranking pipeline, composed in one place: retrieve -> filter -> blend -> explore ->
-diversify -> explain. Synchronous: a request ranks against one snapshot of the index."""
+diversify -> explain. Synchronous: a request ranks against one snapshot of the index.
+
+Recommend, Recommend with a free-text query, and SimilarItems all rank here: a query is a
+content embedding that brings its own candidate pool and takes its share of relevance."""
 
 from __future__ import annotations
 
@@ -13,11 +16,11 @@ from serving.core.index import ItemIndex
 from serving.core.itemspace import UserEncoding
 from serving.core.parameters import Parameters
 from serving.core.ranking import explore
-from serving.core.ranking.blend import Blend, blend, negative_similarity
+from serving.core.ranking.blend import Blend, blend, negative_similarity, query_share
 from serving.core.ranking.diversify import diversify
 from serving.core.ranking.explain import explanations
 from serving.core.ranking.filter import Rules, allowed_items
-from serving.core.ranking.retrieve import Retrieval, Retriever, by_prior
+from serving.core.ranking.retrieve import Retrieval, Retriever, by_content, by_prior
 from serving.core.ranking.signals import CatalogueSignals
 
 
@@ -60,13 +63,20 @@ class RankingPipeline:
         k: int,
         history: Sequence[tuple[str, EventType]],
         encoding: UserEncoding | None,
+        query: np.ndarray | None = None,
     ) -> Ranking:
-        """The top ``k`` for a user with ``history`` (oldest first) and ``encoding``."""
+        """The top ``k`` for a user with ``history`` (oldest first) and ``encoding``;
+        ``query``, a content embedding (a free-text request, or SimilarItems' anchor),
+        adds its own pool and takes its share of relevance."""
         allowed = allowed_items(index, signals.available, rules)
         pool_size = max(params.candidate_pool_size, k)
         retrieval = self._retrieve(index, signals, params, encoding, allowed, pool_size)
         thompson = explore.thompson(params)
         candidates = retrieval.candidates
+        by_query = None
+        if query is not None:
+            by_query = by_content(index.arrays, query, allowed, pool_size)
+            candidates = np.union1d(candidates, by_query.candidates)
         if thompson:
             candidates = explore.with_coldest(candidates, signals.coldest, allowed, pool_size)
         candidates = candidates[allowed[candidates]]
@@ -82,6 +92,8 @@ class RankingPipeline:
             explore.thompson_bonus(params.exploration_weight, clicks, shown, self.rng)
             if thompson
             else None,
+            query=None if by_query is None else by_query.relevance(candidates),
+            share=query_share(params, has_user_vector=encoding is not None),
         )
         order, penalty = diversify(
             mixed.total,
@@ -94,13 +106,15 @@ class RankingPipeline:
         inclusion = self._inclusion(params, mixed, clicks, shown, k, order, len(candidates))
         chosen = candidates[order]
         because = explanations(index, chosen, [i for i, _ in history], encoding)
+        driven = mixed.query_driven
         items = [
             ScoredItem(
                 item_id=index.arrays.ids[position],
                 score=float(mixed.total[row] - penalty[row]),
                 components=mixed.components(row) | {"diversity": -float(penalty[row])},
-                because_item_ids=because[rank],
+                because_item_ids=() if driven[row] else because[rank],
                 propensity=float(inclusion[row]),
+                because_query=bool(driven[row]),
             )
             for rank, (position, row) in enumerate(zip(chosen, order, strict=True))
         ]

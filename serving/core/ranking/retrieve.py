@@ -54,9 +54,22 @@ class MatrixProduct:
     def retrieve(
         self, arrays: IndexArrays, query: np.ndarray, allowed: np.ndarray, k: int
     ) -> Retrieval:
-        scores = arrays.vectors @ query
-        candidates = top_k(np.where(allowed, scores, -np.inf), k)
-        return Retrieval(candidates, scores.__getitem__, scores)
+        return exact(arrays.vectors, query, allowed, k)
+
+
+def exact(matrix: np.ndarray, query: np.ndarray, allowed: np.ndarray, k: int) -> Retrieval:
+    """The ``k`` allowed rows of ``matrix`` with the highest inner product with ``query``,
+    scored against every row."""
+    scores = matrix @ query
+    candidates = top_k(np.where(allowed, scores, -np.inf), k)
+    return Retrieval(candidates, scores.__getitem__, scores)
+
+
+def by_content(arrays: IndexArrays, query: np.ndarray, allowed: np.ndarray, k: int) -> Retrieval:
+    """A free-text query's (or an anchor item's) pool: the allowed items whose content
+    embeddings are closest to ``query``, a content embedding of the same encoder (both
+    normalised, so the inner product is the cosine similarity)."""
+    return exact(arrays.content, query, allowed, k)
 
 
 def by_prior(prior: np.ndarray, allowed: np.ndarray, k: int) -> Retrieval:
