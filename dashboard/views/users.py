@@ -25,7 +25,8 @@ TITLE_CHARS = 32
 def _recommendations_table(rec: Recommendation, titles: dict[str, str]) -> pd.DataFrame:
     rows = []
     for rank, item in enumerate(rec.items, start=1):
-        because = ", ".join(titles.get(i, i) for i in item.because_item_ids) or "-"
+        because = ", ".join(titles.get(i, i) for i in item.because_item_ids)
+        because = because or ("the query" if item.because_query else "-")
         components = ", ".join(f"{k} {v:+.3f}" for k, v in item.components.items() if v)
         rows.append(
             {
@@ -40,13 +41,10 @@ def _recommendations_table(rec: Recommendation, titles: dict[str, str]) -> pd.Da
     return pd.DataFrame(rows)
 
 
-def _recommend(user_id: str) -> Recommendation:
-    """The user's live recommendations.
-
-    The seam for "try a query" (issue 19): once RecommendRequest has a free-text query and
-    the SDK's ``recommend`` takes it, a text box above the list passes it here. There is no
-    such box until then: the API cannot take a query yet."""
-    return resources.client().recommend(user_id, k=K)
+def _recommend(user_id: str, query: str) -> Recommendation:
+    """The user's live recommendations, steered by ``query`` (the user's own words) when
+    the operator tries one."""
+    return resources.client().recommend(user_id, k=K, query=query or None)
 
 
 def _recent(conn: psycopg.Connection[Any]) -> pd.DataFrame:
@@ -94,8 +92,14 @@ def _show(user_id: str) -> None:
 
     st.subheader("Current recommendations")
     st.caption("Asked live from the Recommend RPC (the answer is logged like any other).")
+    query = st.text_input(
+        "Try a query, in the user's own words",
+        key="user_query",
+        placeholder="e.g. something light and funny",
+        help="Blended with the user's history by the query_weight parameter.",
+    ).strip()
     try:
-        rec = _recommend(user_id)
+        rec = _recommend(user_id, query)
     except grpc.RpcError as error:
         st.error(f"Recommend failed: {error.details()}")
     else:

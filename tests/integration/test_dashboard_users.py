@@ -68,3 +68,13 @@ def test_an_operator_picks_a_recent_user(
     assert at.text_input(key="user_id").value == names[1]
     assert not at.checkbox(key="forget_confirm").value
     assert list(at.dataframe[0].value["item_id"]) == [clicked[names[1]]]
+
+    # Trying a query on the page asks Recommend with it: the query shows in the scores
+    # and explains the items it brought.
+    at.text_input(key="user_query").input("a documentary about the night sky").run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    steered = at.dataframe[1].value
+    assert len(steered) == 10
+    assert all("query" in components for components in steered["score components"])
+    assert "the query" in set(steered["because you engaged with"])
