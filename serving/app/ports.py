@@ -21,6 +21,7 @@ from serving.core.domain import (
     LoggedRecommendation,
     UserState,
 )
+from serving.core.encoders import ContentEncoderId
 from serving.core.experiments import Experiment, ExperimentRecord
 from serving.core.index import ItemStatsRow, StoredItem
 from serving.core.itemspace import ItemSpace, UserEncoding
@@ -36,11 +37,18 @@ class Encoders(Protocol):
 
     async def encode_texts(self, texts: Sequence[str], timeout_s: float = 60) -> np.ndarray: ...
 
+    @property
+    def content_fingerprint(self) -> str:
+        """The content encoder the vectors of ``encode_texts`` come from ("" unknown)."""
+        ...
+
 
 class ServedModels(Protocol):
-    """Which user-encoder version the model server has ready."""
+    """Which user-encoder version and content encoder the model server serves."""
 
     async def ready_version(self) -> int | None: ...
+
+    async def content_encoder(self) -> ContentEncoderId | None: ...
 
 
 class ParameterSource(Protocol):
@@ -87,7 +95,11 @@ class Impressions(Protocol):
 class Catalogue(Protocol):
     """Items with their content embeddings, and their engagement statistics."""
 
-    async def upsert_items(self, items: Sequence[Item], embeddings: np.ndarray) -> None: ...
+    async def upsert_items(
+        self, items: Sequence[Item], embeddings: np.ndarray, encoder: str = ""
+    ) -> None:
+        """Store ``items`` with ``embeddings``, recorded as produced by ``encoder``."""
+        ...
 
     async def database_now(self) -> datetime:
         """The clock that stamps the changes (read before reading them)."""

@@ -10,20 +10,26 @@ from pathlib import Path
 import pytest
 
 from serving.adapters.postgres.db import PROJECT_ROOT
+from serving.config import Settings
 from tests.integration.platform import Running
 
 pytestmark = pytest.mark.integration
 
 
-def recsys(platform: Running, *args: str) -> str:
-    result = subprocess.run(
+def run_recsys(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+    """`recsys ARGS` with ``settings``, whatever its exit code."""
+    return subprocess.run(
         [sys.executable, "-m", "serving.cli", *args],
-        env={"PATH": str(Path(sys.executable).parent), **platform.settings.to_env()},
+        env={"PATH": str(Path(sys.executable).parent), **settings.to_env()},
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
+
+
+def recsys(platform: Running, *args: str) -> str:
+    result = run_recsys(platform.settings, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -35,7 +41,8 @@ def test_bootstrap_model_exports_once_into_an_empty_repository(platform, tmp_pat
     assert match and int(match.group(1)) >= 2, first  # v1 is the one the platform serves
     [version] = [p for p in (tmp_path / "user_encoder").iterdir() if p.is_dir()]
     assert version.name == match.group(1)
-    assert {p.name for p in version.iterdir()} == {"model.py", "weights.pt", "config.json"}
+    files = {p.name for p in version.iterdir()}
+    assert files == {"model.py", "weights.pt", "config.json", "content_encoder.json"}
     again = recsys(platform, "bootstrap-model", "--repository", str(tmp_path), "--no-load")
     assert "nothing to do" in again
 
