@@ -171,7 +171,7 @@ def train(
     time_budget: Annotated[float | None, typer.Option(help="Minutes of training at most.")] = None,
     seed: int = 0,
     content: Annotated[
-        bool, typer.Option(help="Use MiniLM content (--no-content: ID-only).")
+        bool, typer.Option(help="Use the content encoder's embeddings (--no-content: ID-only).")
     ] = True,
     device: DeviceOpt = "cpu",
     precision: Annotated[
@@ -218,7 +218,7 @@ def _summary(record: dict[str, Any], folder: Path) -> None:
     rows = [
         ("dataset", f"{record['dataset']}: {record['users']} users, {record['items']} items, "
                     f"{record['interactions']} interactions"),
-        ("content", "MiniLM + learned IDs" if record["use_content"] else "ID-only"),
+        ("content", "content encoder + learned IDs" if record["use_content"] else "ID-only"),
         ("epochs", f"{record['epochs_run']} (best {record['best_epoch']}; {record['stopped']})"),
         ("validation NDCG@10", f"{best:.4f}"),
         ("final loss", f"{record['losses'][-1]:.4f}" if record["losses"] else "-"),

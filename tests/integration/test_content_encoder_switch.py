@@ -5,7 +5,8 @@ why), `recsys export` refuses a run of the old encoder and serves one of the new
 
 Two folders: a 96-d max-pooled BERT built by the test (every width path) and the
 sentence-transformers model the ``sre-embedding-model`` package ships (same width and
-pooling as MiniLM, other weights: the fingerprint alone tells them apart)."""
+pooling as MiniLM, other weights: the fingerprint alone tells them apart). Each runs on a
+platform of its own, seeded in seconds (no demo training)."""
 
 from __future__ import annotations
 
@@ -18,22 +19,27 @@ import numpy as np
 import psycopg
 import pytest
 
+from serving.adapters.postgres import items as item_store
+from serving.adapters.postgres.db import migrate, open_pool, start_embedded
 from serving.adapters.triton.client import TritonEncoders
 from serving.adapters.triton.content_model import ContentModel
 from serving.client import Event, RecsysClient
 from serving.core.domain import Item
 from serving.core.encoders import ContentEncoderId
+from serving.demo.catalogue import generate_catalogue
 from serving.models.content_encoder import ContentEncoder
 from serving.models.user_encoder import UserEncoder, UserEncoderConfig
 from serving.stack import Stack
+from serving.training.export import export_user_encoder
 from serving.training.runs import Run, save_run
 from tests.content_models import narrow_bert, sre_model_dir
-from tests.integration.isolated import own_platform
-from tests.integration.platform import ADMIN_TOKEN, Running
+from tests.integration import platform as platforms
+from tests.integration.platform import ADMIN_TOKEN
 from tests.integration.test_cli import run_recsys
 
 pytestmark = pytest.mark.integration
 USER = "byo-1"
+CATALOGUE = 120
 
 
 def database(stack: Stack) -> str:
@@ -50,16 +56,52 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout_s: float = 60) ->
 
 @pytest.fixture(params=["narrow-96", "sre-embedding-model"])
 def switched(
-    request: pytest.FixtureRequest, platform: Running, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Stack]:
-    """A platform with the session's MiniLM catalogue and user encoder, whose Triton serves
-    another content encoder."""
+    """A platform whose catalogue and user encoder are of the bundled MiniLM, and whose
+    Triton serves another content encoder."""
     if request.param == "narrow-96":
         folder = narrow_bert(tmp_path_factory.mktemp("encoder") / request.param)
     else:
         folder = sre_model_dir()
-    with own_platform(platform, tmp_path_factory.mktemp("switched"), content_model=folder) as s:
-        yield s
+    state = tmp_path_factory.mktemp("switched")
+    minilm_state(state, CATALOGUE)
+    stack = Stack(
+        platforms.test_settings(state, content_model=folder), simulate=False, dashboard=False
+    )
+    try:
+        stack.start()  # seeding and training are skipped: both exist
+        yield stack
+    finally:
+        stack.stop()
+
+
+def minilm_state(state: Path, items: int) -> None:
+    """A state folder with a MiniLM-embedded demo catalogue (embedded in process) and an
+    untrained user encoder recorded as trained with MiniLM: what pairing needs, without
+    the minutes of training the session platform spends."""
+    catalogue = generate_catalogue(items)
+    bundled = ContentModel.load(None)
+    embeddings = ContentEncoder().encode([item.text() for item in catalogue])
+    vocabulary = [item.item_id for item in catalogue]
+
+    async def write(url: str) -> None:
+        pool = await open_pool(url, 2)
+        try:
+            await item_store.upsert_items(pool, catalogue, embeddings, bundled.fingerprint)
+            run = _run(vocabulary, bundled)
+            await export_user_encoder(
+                pool, state / "model_repository", run.model, run.vocabulary, {}, bundled.identity
+            )
+        finally:
+            await pool.close()
+
+    server = start_embedded(state)
+    try:
+        migrate(str(server.get_uri()))
+        asyncio.run(write(str(server.get_uri())))
+    finally:
+        server.cleanup()
 
 
 def test_another_encoder_end_to_end(switched: Stack, tmp_path: Path) -> None:
