@@ -165,7 +165,9 @@ async def measure(
         length = 50
         tokens = np.array([rng.randrange(1, 300) for _ in range(length)], np.int64)
         types = np.ones(length, np.int64)
-        content = np.random.default_rng(0).standard_normal((length, 384)).astype(np.float32)
+        served = await encoders.content_encoder()  # the user encoder takes its width
+        width = served.dim if served is not None else 384
+        content = np.random.default_rng(0).standard_normal((length, width)).astype(np.float32)
 
         async def bare(_: int) -> bool:
             await encoders.encode_user(tokens, types, content)

@@ -16,6 +16,8 @@ from serving.adapters.postgres import items as item_store
 from serving.adapters.triton import repository
 from serving.adapters.triton.client import TritonEncoders
 from serving.core.domain import Item
+from serving.core.encoders import ContentEncoderId
+from serving.core.index import StoredItem
 from serving.models.user_encoder import UserEncoderConfig
 from serving.training.export import export_user_encoder
 from serving.training.trainer import train_user_encoder
@@ -38,7 +40,7 @@ async def seed_catalogue(
     for start in range(0, len(items), EMBED_CHUNK):
         chunk = items[start : start + EMBED_CHUNK]
         embeddings = await encoders.encode_texts([item.text() for item in chunk], timeout_s=300)
-        await item_store.upsert_items(pool, chunk, embeddings)
+        await item_store.upsert_items(pool, chunk, embeddings, encoders.content_fingerprint)
         if advance is not None:
             advance(len(chunk))
     return len(items)
@@ -71,21 +73,40 @@ async def train_demo_user_encoder(
     categories = sorted({c for item in catalogue for c in item.categories})
     tastes = make_tastes(users, categories, seed=seed)
     histories = synthetic_histories(catalogue, tastes, length=history_length + 1, seed=seed)
-    config = UserEncoderConfig(num_items=len(catalogue), max_len=history_length)
+    content = np.stack([s.embedding for s in stored])
+    config = UserEncoderConfig(
+        num_items=len(catalogue), max_len=history_length, content_dim=content.shape[1]
+    )
     result = train_user_encoder(
         histories,
         [item.item_id for item in catalogue],
-        np.stack([s.embedding for s in stored]),
+        content,
         config,
         epochs=epochs,
         seed=seed,
         progress=on_epoch,
     )
     metrics = {"source": "demo", "losses": list(result.losses), "seconds": result.seconds}
+    encoder = await _catalogue_encoder(stored, load_into)
     version = await export_user_encoder(
-        pool, model_repository, result.model, result.vocabulary, metrics
+        pool, model_repository, result.model, result.vocabulary, metrics, encoder
     )
     log.info("exported user_encoder v%d (%.1fs of training)", version, result.seconds)
     if load_into is not None:
         await load_into.load(repository.USER_ENCODER)
     return version
+
+
+async def _catalogue_encoder(
+    stored: list[StoredItem], encoders: TritonEncoders | None
+) -> ContentEncoderId | None:
+    """The content encoder of the vectors the model was trained on (when the catalogue
+    records one encoder for all of them), named as Triton names it when it serves it."""
+    labels = {s.encoder for s in stored}
+    if len(labels) != 1 or not next(iter(labels)):
+        return None
+    fingerprint = next(iter(labels))
+    served = await encoders.content_encoder() if encoders is not None else None
+    if served is not None and served.fingerprint == fingerprint:
+        return served
+    return ContentEncoderId("", int(stored[0].embedding.shape[0]), fingerprint)

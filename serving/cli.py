@@ -92,8 +92,14 @@ def prepare_models(
 
     settings = _settings()
     target = out or settings.model_repository
-    prepare_repository(target, kind)
-    typer.echo(f"model repository ready in {target} ({kind.value})")
+    try:
+        content = prepare_repository(target, kind, settings.content_model)
+    except ValueError as error:
+        raise typer.BadParameter(str(error), param_hint="RECSYS_CONTENT_MODEL") from None
+    typer.echo(
+        f"model repository ready in {target} ({kind.value}); content encoder"
+        f" {content.identity}, {content.pooling} pooling"
+    )
 
 
 @app.command("bootstrap-model")
@@ -130,6 +136,26 @@ def bootstrap_model(
         typer.echo(
             f"exported user_encoder v{version} to {target}" + (" and loaded it" if load else "")
         )
+
+
+@app.command()
+def reembed(
+    batch_size: Annotated[int, typer.Option(min=1, max=4096, help="Items per Triton call.")] = 256,
+) -> None:
+    """Re-embed the catalogue with the content encoder Triton serves (after changing
+    RECSYS_CONTENT_MODEL): staged in batches, then switched in one transaction."""
+    from serving.reembed import ReembedError, run_reembed
+
+    settings = _settings()
+    try:
+        result = run_reembed(settings, _database_url(settings), batch_size)
+    except ReembedError as error:
+        typer.echo(f"reembed failed: {error}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(
+        f"catalogue re-embedded with {result.encoder}: {result.embedded} embedded,"
+        f" {result.switched} switched, {result.remaining} still of another encoder"
+    )
 
 
 @app.command()

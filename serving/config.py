@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     triton_instance_kind: InstanceKind = InstanceKind.CPU
     triton_timeout_ms: int = Field(150, ge=1, le=60_000)
     """Deadline of one Triton call; past it Recommend answers from the fallback."""
+    content_model: Path | None = None
+    """A sentence-transformers folder on disk for the content encoder (default: the bundled
+    all-MiniLM-L6-v2); its width and pooling come from the folder. After changing it:
+    `recsys prepare-models`, restart Triton, `recsys reembed`, then train and export a
+    user encoder with it (README "Bring your own content encoder")."""
     start_triton: bool = True
     """`recsys up` starts a local tritonserver; set false when Triton runs elsewhere."""
 

@@ -209,7 +209,9 @@ class Stack:
         console.print("[bold]migrations[/] alembic upgrade head")
         migrate(url)
         repository.prepare_repository(
-            self.settings.model_repository, self.settings.triton_instance_kind
+            self.settings.model_repository,
+            self.settings.triton_instance_kind,
+            self.settings.content_model,
         )
         self.settings = self.settings.model_copy(update={"database_url": SecretStr(url)})
         if self.settings.start_triton:

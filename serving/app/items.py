@@ -23,10 +23,11 @@ class ItemService:
         replicas within their refresh interval)."""
         validate_items(items)
         embeddings = await self._encoders.encode_texts([item.text() for item in items])
-        await self._catalogue.upsert_items(items, embeddings)
+        encoder = self._encoders.content_fingerprint
+        await self._catalogue.upsert_items(items, embeddings, encoder)
         now = datetime.now(UTC)
         self._index.upsert(
-            StoredItem(item, embedding, now, deleted=False)
+            StoredItem(item, embedding, now, deleted=False, encoder=encoder)
             for item, embedding in zip(items, embeddings, strict=True)
         )
         return len(items)

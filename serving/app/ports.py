@@ -21,6 +21,7 @@ from serving.core.domain import (
     LoggedRecommendation,
     UserState,
 )
+from serving.core.encoders import ContentEncoderId
 from serving.core.experiments import Experiment, ExperimentRecord
 from serving.core.index import ItemStatsRow, StoredItem
 from serving.core.itemspace import ItemSpace, UserEncoding
@@ -39,13 +40,19 @@ class Encoders(Protocol):
     async def encode_query(self, text: str) -> np.ndarray:
         """(dim,) content embedding of one free-text query, in the items' content space,
         within a request's deadline (Unavailable past it)."""
+
+    @property
+    def content_fingerprint(self) -> str:
+        """The content encoder the vectors of ``encode_texts`` come from ("" unknown)."""
         ...
 
 
 class ServedModels(Protocol):
-    """Which user-encoder version the model server has ready."""
+    """Which user-encoder version and content encoder the model server serves."""
 
     async def ready_version(self) -> int | None: ...
+
+    async def content_encoder(self) -> ContentEncoderId | None: ...
 
 
 class ParameterSource(Protocol):
@@ -100,7 +107,11 @@ class Impressions(Protocol):
 class Catalogue(Protocol):
     """Items with their content embeddings, and their engagement statistics."""
 
-    async def upsert_items(self, items: Sequence[Item], embeddings: np.ndarray) -> None: ...
+    async def upsert_items(
+        self, items: Sequence[Item], embeddings: np.ndarray, encoder: str = ""
+    ) -> None:
+        """Store ``items`` with ``embeddings``, recorded as produced by ``encoder``."""
+        ...
 
     async def delete_items(self, item_ids: Sequence[str]) -> tuple[list[StoredItem], int]:
         """Soft-delete ``item_ids`` in one transaction (their events stay) and return them

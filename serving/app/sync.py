@@ -7,11 +7,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 from datetime import datetime, timedelta
 
 from serving.app.ports import Catalogue, ExperimentStore, ItemSpaces, ParameterStore, ServedModels
+from serving.core.encoders import pairing_problem
 from serving.core.experiments import Experiment
-from serving.core.index import ItemIndex
+from serving.core.index import ItemIndex, StoredItem
 from serving.core.parameters import ParameterVersion
 
 log = logging.getLogger(__name__)
@@ -68,6 +70,13 @@ class IndexSync:
         # What was applied per item, so rows re-read in the overlap are not applied again.
         self._item_versions: dict[str, datetime] = {}
         self._stats_versions: dict[str, datetime] = {}
+        # The content encoder (fingerprint, width) of every live item's vector: the index
+        # holds the vectors of the catalogue's encoder, the one most items have.
+        self._encoders: dict[str, tuple[str, int]] = {}
+        # (user-encoder version, catalogue encoder, width) last followed, so a refusal to
+        # pair is logged once, not on every refresh.
+        self._followed: tuple[int, str, int] | None = None
+        self._served_encoder: str | None = None
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -85,6 +94,10 @@ class IndexSync:
             for c in await self._catalogue.items_changed_since(self._items_since)
             if self._item_versions.get(c.item.item_id) != c.updated_at
         ]
+        if not changed and not self._encoders:
+            await self._empty_catalogue_takes_served_encoder()
+        if self._switch_encoder(changed):
+            return await self.refresh()  # the whole catalogue again, in the new encoder
         if changed:
             self._index.upsert(changed)
             self._item_versions.update((c.item.item_id, c.updated_at) for c in changed)
@@ -100,18 +113,89 @@ class IndexSync:
         self._stats_since = now - OVERLAP
         await self._follow_model()
 
+    def _switch_encoder(self, changed: list[StoredItem]) -> bool:
+        """Note each item's content encoder; when most of the catalogue's vectors now come
+        from another encoder than the index holds (``recsys reembed`` switched it, or this
+        is the first load), empty the index so the next read loads everything in it."""
+        for entry in changed:
+            if entry.deleted:
+                self._encoders.pop(entry.item.item_id, None)
+            else:
+                self._encoders[entry.item.item_id] = (entry.encoder, entry.embedding.shape[0])
+        if not self._encoders:
+            return False
+        (encoder, dim), _ = Counter(self._encoders.values()).most_common(1)[0]
+        if (encoder, dim) == (self._index.encoder, self._index.content_dim):
+            return False
+        first = len(self._index) == 0
+        log.info(
+            "item index %s content encoder %s (%d-d)",
+            "in" if first else "switching to",
+            encoder or "(not recorded)",
+            dim,
+        )
+        self._index.reset(dim, encoder)
+        if first:
+            return False  # ``changed`` is the whole catalogue already
+        self._items_since = self._stats_since = None
+        self._item_versions.clear()
+        self._stats_versions.clear()
+        return True
+
+    async def _empty_catalogue_takes_served_encoder(self) -> None:
+        """With no items yet, the first ones will be the served encoder's vectors."""
+        served = await self._models.content_encoder()
+        if served is None or len(self._index) or not served.dim:
+            return
+        if (served.fingerprint, served.dim) != (self._index.encoder, self._index.content_dim):
+            self._index.reset(served.dim, served.fingerprint)
+
     async def _follow_model(self) -> None:
-        """Use the item space of the user-encoder version the model server has ready."""
+        """Use the item space of the user-encoder version the model server has ready, if
+        it was trained with the content encoder of the catalogue's vectors."""
+        await self._note_served_encoder()
         version = await self._models.ready_version()
-        current = self._index.space.version if self._index.space else None
-        if version is None or version == current:
+        if version is None:
+            return
+        followed = (version, self._index.encoder, self._index.content_dim)
+        if followed == self._followed:
             return
         space = await self._spaces.load_item_space(version)
         if space is None:
             log.error("Triton serves user_encoder v%d but its item space is not stored", version)
             return
+        self._followed = followed
+        problem = pairing_problem(space.content_encoder, *followed[1:])
+        if problem is not None:
+            # Like a version Triton switched to before the index followed (the recommender
+            # refuses that vector): no model rather than one scored in the wrong space.
+            self._index.drop_space()
+            log.error(
+                "not pairing user_encoder v%d with the catalogue's item vectors: %s."
+                " Recommend serves the fallback (degraded) until they match: re-embed the"
+                " catalogue with its encoder (`recsys reembed`) or export a version trained"
+                " with the catalogue's",
+                version,
+                problem,
+            )
+            return
         self._index.set_space(space)
         log.info("item index now in the space of user_encoder v%d", version)
+
+    async def _note_served_encoder(self) -> None:
+        """Say once when Triton's content encoder is not the catalogue's (new items are
+        then held out of ranking until ``recsys reembed``)."""
+        served = await self._models.content_encoder()
+        if served is None or served.fingerprint == self._served_encoder:
+            return
+        self._served_encoder = served.fingerprint
+        if self._index.encoder and served.fingerprint != self._index.encoder:
+            log.warning(
+                "Triton serves content encoder %s but the catalogue's vectors come from %s:"
+                " run `recsys reembed`",
+                served,
+                self._index.encoder,
+            )
 
     async def _run(self) -> None:
         while True:

@@ -26,6 +26,8 @@ class StoredItem:
     embedding: np.ndarray
     updated_at: datetime
     deleted: bool
+    encoder: str = ""
+    """Fingerprint of the content encoder that produced ``embedding`` ("" not recorded)."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +45,7 @@ class ItemStatsRow:
 @dataclass(frozen=True)
 class IndexArrays:
     ids: tuple[str, ...]
-    content: np.ndarray  # (N, 384) normalised content embeddings
+    content: np.ndarray  # (N, dim) content embeddings of one content encoder
     vectors: np.ndarray  # (N, d) item vectors in the current model space; (N, 0) without one
     published: np.ndarray  # (N,) epoch seconds, NaN when unknown
     live: np.ndarray  # (N,) bool
@@ -66,8 +68,10 @@ def _epoch(moment: datetime | None) -> float:
 class ItemIndex:
     """Every item the server can recommend, with popularity kept alongside."""
 
-    def __init__(self, content_dim: int = 384) -> None:
+    def __init__(self, content_dim: int = 384, encoder: str = "") -> None:
         self._content_dim = content_dim
+        self.encoder = encoder
+        """Fingerprint of the content encoder whose vectors the index holds ("" any)."""
         self._position: dict[str, int] = {}
         self._items: list[Item] = []
         self.space: ItemSpace | None = None
@@ -85,6 +89,21 @@ class ItemIndex:
         self.popularity_at = np.zeros(0)  # epoch seconds
         self.impressions = np.zeros(0)
         self.clicks = np.zeros(0)
+
+    @property
+    def content_dim(self) -> int:
+        return self._content_dim
+
+    def reset(self, content_dim: int, encoder: str) -> None:
+        """Empty the index for another content encoder's vectors (then upsert them)."""
+        self.__init__(content_dim, encoder)  # type: ignore[misc]
+
+    def holds(self, entry: StoredItem) -> bool:
+        """Whether ``entry``'s vector is of this index's encoder (and width): other
+        vectors are kept out of ranking until the catalogue is re-embedded."""
+        if entry.embedding.shape != (self._content_dim,):
+            return False
+        return not (self.encoder and entry.encoder and entry.encoder != self.encoder)
 
     def __len__(self) -> int:
         return len(self._items)
@@ -143,6 +162,7 @@ class ItemIndex:
         latest = {entry.item.item_id: entry for entry in stored}  # last write wins
         if not latest:
             return
+        held = [self.holds(entry) for entry in latest.values()]
         old = self.arrays
         for item_id, entry in latest.items():
             if item_id not in self._position:
@@ -156,9 +176,12 @@ class ItemIndex:
         live = np.concatenate([old.live, np.zeros(grow, bool)])
         window = np.concatenate([old.window, np.zeros((grow, 2))])
         rows = np.fromiter((self._position[i] for i in latest), dtype=np.int64, count=len(latest))
-        content[rows] = np.stack([entry.embedding for entry in latest.values()])
+        zero = np.zeros(self._content_dim, np.float32)
+        content[rows] = np.stack(
+            [e.embedding if h else zero for e, h in zip(latest.values(), held, strict=True)]
+        )
         published[rows] = [_epoch(entry.item.published_at) for entry in latest.values()]
-        live[rows] = [not entry.deleted for entry in latest.values()]
+        live[rows] = [h and not e.deleted for e, h in zip(latest.values(), held, strict=True)]
         window[rows] = [_window(entry.item) for entry in latest.values()]
         ids = old.ids + tuple(item.item_id for item in self._items[len(old.ids) :])
         vectors = old.vectors
@@ -175,6 +198,19 @@ class ItemIndex:
         self.impressions = np.concatenate([self.impressions, np.zeros(grow)])
         self.clicks = np.concatenate([self.clicks, np.zeros(grow)])
         self.arrays = IndexArrays(ids, content, vectors, published, live, window)
+
+    def drop_space(self) -> None:
+        """Rank without a model (the fallback) until a space is set again."""
+        self.space = None
+        old = self.arrays
+        self.arrays = IndexArrays(
+            old.ids,
+            old.content,
+            np.zeros((len(old.ids), 0), np.float32),
+            old.published,
+            old.live,
+            old.window,
+        )
 
     def set_space(self, space: ItemSpace) -> None:
         """Place every item in a (new) model version's space."""

@@ -12,6 +12,8 @@ from functools import cached_property
 
 import numpy as np
 
+from serving.core.encoders import ContentEncoderId
+
 
 @dataclass(frozen=True)
 class ItemSpace:
@@ -24,6 +26,12 @@ class ItemSpace:
     item_embeddings: np.ndarray
     projection_weight: np.ndarray
     projection_bias: np.ndarray
+    content_encoder: ContentEncoderId | None = None
+    """The content encoder the version was trained with (None: not recorded)."""
+
+    @property
+    def content_dim(self) -> int:
+        return int(self.projection_weight.shape[1])
 
     @cached_property
     def token(self) -> dict[str, int]:

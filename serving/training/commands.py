@@ -66,6 +66,17 @@ def _load(source: Any) -> Any:
         raise typer.Exit(2) from None
 
 
+def _content_model() -> Any:
+    """The configured content encoder's folder (``RECSYS_CONTENT_MODEL``)."""
+    from serving.adapters.triton.content_model import ContentModel
+    from serving.cli import _settings
+
+    try:
+        return ContentModel.load(_settings().content_model)
+    except ValueError as error:
+        raise typer.BadParameter(str(error)) from None
+
+
 def _threads(threads: int | None) -> None:
     if threads:
         import torch
@@ -77,8 +88,9 @@ def _content(dataset: Any) -> Any:
     from serving.cli import _settings
     from serving.training.content import embed_items
 
-    with _bar("content embeddings (MiniLM)", dataset.num_items) as advance:
-        return embed_items(dataset, _settings().state_dir / "cache", advance)
+    settings = _settings()
+    with _bar("content embeddings", dataset.num_items) as advance:
+        return embed_items(dataset, settings.state_dir / "cache", advance, settings.content_model)
 
 
 def _no_content(dataset: Any) -> Any:
@@ -168,7 +180,7 @@ def train(
     time_budget: Annotated[float | None, typer.Option(help="Minutes of training at most.")] = None,
     seed: int = 0,
     content: Annotated[
-        bool, typer.Option(help="Use MiniLM content (--no-content: ID-only).")
+        bool, typer.Option(help="Use the content encoder's embeddings (--no-content: ID-only).")
     ] = True,
     device: DeviceOpt = "cpu",
     precision: Annotated[
@@ -199,9 +211,11 @@ def train(
     config = UserEncoderConfig(
         num_items=dataset.num_items, dim=dim, max_len=max_len, layers=layers, heads=heads,
         dropout=dropout, attention_dropout=attention_dropout, id_dropout=id_dropout,
+        content_dim=embeddings.shape[1],
     )  # fmt: skip
     run = _train(dataset, embeddings, config, options, content)
     run.record["source"] = source.describe()
+    run.record["content_encoder"] = _content_model().identity.to_dict()
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     folder = out or _settings().state_dir / "runs" / stamp
     save_run(folder, run)
@@ -214,7 +228,7 @@ def _summary(record: dict[str, Any], folder: Path) -> None:
     rows = [
         ("dataset", f"{record['dataset']}: {record['users']} users, {record['items']} items, "
                     f"{record['interactions']} interactions"),
-        ("content", "MiniLM + learned IDs" if record["use_content"] else "ID-only"),
+        ("content", "content encoder + learned IDs" if record["use_content"] else "ID-only"),
         ("epochs", f"{record['epochs_run']} (best {record['best_epoch']}; {record['stopped']})"),
         ("validation NDCG@10", f"{best:.4f}"),
         ("final loss", f"{record['losses'][-1]:.4f}" if record["losses"] else "-"),
@@ -315,10 +329,14 @@ def export(
     """Publish a run as the next user_encoder version (runtime model repository + its item
     space in PostgreSQL) and have Triton load it; Recommend then reports that version."""
     from serving.cli import _database_url, _settings
-    from serving.training.publish import export_run
+    from serving.training.publish import EncoderMismatch, export_run
 
     settings = _settings()
-    version = export_run(settings, _database_url(settings), run, load=load)
+    try:
+        version = export_run(settings, _database_url(settings), run, load=load)
+    except EncoderMismatch as error:
+        console.print(f"export refused: {error}", style="red", markup=False, soft_wrap=True)
+        raise typer.Exit(2) from None
     loaded = " and Triton loaded it" if load else ""
     typer.echo(f"exported user_encoder v{version} to {settings.model_repository}{loaded}")
 

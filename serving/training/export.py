@@ -1,4 +1,6 @@
-"""Export a trained user encoder as a new Triton model version, with its item space."""
+"""Export a trained user encoder as a new Triton model version, with its item space and
+the content encoder it was trained with (recorded with the item space, so the
+orchestrator never pairs it with another encoder's item vectors)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,17 @@ from psycopg_pool import AsyncConnectionPool
 
 from serving.adapters.postgres import artifacts
 from serving.adapters.triton import repository
+from serving.core.encoders import ContentEncoderId
 from serving.core.itemspace import ItemSpace
 from serving.models.user_encoder import UserEncoder
 
 
-def item_space(model: UserEncoder, vocabulary: tuple[str, ...], version: int) -> ItemSpace:
+def item_space(
+    model: UserEncoder,
+    vocabulary: tuple[str, ...],
+    version: int,
+    content_encoder: ContentEncoderId | None = None,
+) -> ItemSpace:
     """What the orchestrator needs to score items the way ``model`` does."""
     weights = model.item_embedding.weight.detach().cpu().numpy()[1:]
     projection = model.content_projection
@@ -24,6 +32,7 @@ def item_space(model: UserEncoder, vocabulary: tuple[str, ...], version: int) ->
         item_embeddings=weights,
         projection_weight=projection.weight.detach().cpu().numpy(),
         projection_bias=projection.bias.detach().cpu().numpy(),
+        content_encoder=content_encoder,
     )
 
 
@@ -33,12 +42,22 @@ async def export_user_encoder(
     model: UserEncoder,
     vocabulary: tuple[str, ...],
     metrics: dict[str, Any],
+    content_encoder: ContentEncoderId | None = None,
 ) -> int:
     """Write the next version: item space to PostgreSQL first, then the version folder
-    (so whichever version Triton loads, its item space is already stored)."""
+    (so whichever version Triton loads, its item space is already stored). The content
+    encoder ``model`` was trained with is recorded in both."""
+    if content_encoder is not None and content_encoder.dim != model.config.content_dim:
+        raise ValueError(
+            f"the model takes {model.config.content_dim}-d content, {content_encoder} is"
+            f" {content_encoder.dim}-d"
+        )
     on_disk = repository.versions(model_repository, repository.USER_ENCODER)
     version = max([*on_disk, await artifacts.latest_version(pool)], default=0) + 1
-    await artifacts.save_item_space(pool, item_space(model, vocabulary, version), metrics)
-    written = repository.write_user_encoder_version(model_repository, model, version)
+    space = item_space(model, vocabulary, version, content_encoder)
+    await artifacts.save_item_space(pool, space, metrics)
+    written = repository.write_user_encoder_version(
+        model_repository, model, version, content_encoder
+    )
     assert written == version
     return version

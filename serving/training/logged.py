@@ -21,11 +21,17 @@ EVENTS = (
 )
 
 
-async def load_logged_events(pool: AsyncConnectionPool, name: str = "logged-events") -> Dataset:
-    """Every user's events, oldest first, over the stored catalogue."""
+async def load_logged_events(
+    pool: AsyncConnectionPool, name: str = "logged-events", encoder: str | None = None
+) -> Dataset:
+    """Every user's events, oldest first, over the stored catalogue. The stored embeddings
+    come along when every one of them is of the content encoder of fingerprint ``encoder``
+    (any when None); otherwise none do, and training embeds the texts itself."""
     stored = await item_store.items_changed_since(pool, None)
     texts = {s.item.item_id: s.item.text() for s in stored}
-    content = {s.item.item_id: s.embedding for s in stored}
+    # "" is a row from before encoders were recorded (the bundled MiniLM's).
+    usable = encoder is None or all(s.encoder in (encoder, "") for s in stored)
+    content = {s.item.item_id: s.embedding for s in stored} if usable else None
     interactions: dict[str, list[tuple[float, str, int]]] = defaultdict(list)
     async with pool.connection() as conn, conn.cursor() as cur:
         await cur.execute(EVENTS)

@@ -17,12 +17,17 @@ from pathlib import Path
 
 from serving.adapters.triton import repository
 from serving.adapters.triton.client import TritonEncoders
+from serving.adapters.triton.content_model import ContentModel
 from serving.config import Settings
+from serving.core.encoders import ContentEncoderId
 from serving.training.export import export_user_encoder
-from serving.training.runs import load_run
+from serving.training.runs import Run, load_run
 
 LOAD_TIMEOUT_MS = 120_000
-RECORD_KEYS = ("dataset", "users", "items", "use_content", "best_epoch", "validation", "source")
+RECORD_KEYS = (
+    "dataset", "users", "items", "use_content", "best_epoch", "validation", "source",
+    "content_encoder",
+)  # fmt: skip
 
 
 async def reload_user_encoder(settings: Settings) -> None:
@@ -34,12 +39,40 @@ async def reload_user_encoder(settings: Settings) -> None:
         await encoders.close()
 
 
+class EncoderMismatch(ValueError):
+    """The run was trained with another content encoder than the one serving."""
+
+
+def serving_encoder_for(run: Run, settings: Settings) -> ContentEncoderId:
+    """The serving content encoder (``RECSYS_CONTENT_MODEL``), if ``run`` was trained with
+    it; EncoderMismatch otherwise. Runs from before encoders were recorded were all
+    trained with the bundled MiniLM."""
+    serving = ContentModel.load(settings.content_model).identity
+    trained = ContentEncoderId.from_dict(run.record.get("content_encoder"))
+    if trained is None:
+        trained = ContentModel.load(None).identity
+        if trained.dim != run.model.config.content_dim:
+            raise EncoderMismatch(
+                f"the run records no content encoder and takes {run.model.config.content_dim}-d"
+                " content: retrain it with `recsys train`"
+            )
+    if trained.fingerprint != serving.fingerprint:
+        raise EncoderMismatch(
+            f"the run was trained with content encoder {trained}; the platform serves"
+            f" {serving} (RECSYS_CONTENT_MODEL). Retrain with the serving encoder, or serve"
+            " the run's (RECSYS_CONTENT_MODEL, `recsys prepare-models`, `recsys reembed`)"
+        )
+    return serving
+
+
 def export_run(settings: Settings, database_url: str, run_folder: Path, *, load: bool) -> int:
-    """The run as the next version; returns its number."""
+    """The run as the next version; returns its number. EncoderMismatch (nothing written)
+    when the run was trained with another content encoder than the one serving."""
     run = load_run(run_folder)
+    encoder = serving_encoder_for(run, settings)
     target = settings.model_repository
     if not (target / repository.USER_ENCODER / "config.pbtxt").is_file():
-        repository.prepare_repository(target, settings.triton_instance_kind)
+        repository.prepare_repository(target, settings.triton_instance_kind, settings.content_model)
     metrics = {k: run.record.get(k) for k in RECORD_KEYS} | {"run": str(run_folder.resolve())}
 
     async def publish() -> int:
@@ -47,7 +80,9 @@ def export_run(settings: Settings, database_url: str, run_folder: Path, *, load:
 
         pool = await open_pool(database_url, 2)
         try:
-            return await export_user_encoder(pool, target, run.model, run.vocabulary, metrics)
+            return await export_user_encoder(
+                pool, target, run.model, run.vocabulary, metrics, encoder
+            )
         finally:
             await pool.close()
 

@@ -28,7 +28,8 @@ class Run:
     model: UserEncoder
     vocabulary: tuple[str, ...]
     content: np.ndarray
-    """(num_items, 384) content embeddings the model was trained with (zeros: ID-only)."""
+    """(num_items, dim) content embeddings the model was trained with (zeros: ID-only);
+    ``record["content_encoder"]`` names the encoder that produced them."""
     record: dict[str, Any] = field(default_factory=dict)
     """Data source, options, losses, validations, time, memory."""
 

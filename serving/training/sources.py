@@ -67,10 +67,14 @@ def load(source: DataSource) -> Dataset:
 
 async def _from_database(url: str) -> Dataset:
     from serving.adapters.postgres.db import open_pool
+    from serving.adapters.triton.content_model import ContentModel
+    from serving.config import load_settings
     from serving.training.logged import load_logged_events
 
+    # The stored vectors are used only if they are the configured encoder's.
+    encoder = ContentModel.load(load_settings().content_model).fingerprint
     pool = await open_pool(url, 2)
     try:
-        return await load_logged_events(pool)
+        return await load_logged_events(pool, encoder=encoder)
     finally:
         await pool.close()

@@ -18,6 +18,7 @@ from serving.core.domain import (
     LoggedRecommendation,
     UserState,
 )
+from serving.core.encoders import ContentEncoderId
 from serving.core.errors import FailedPrecondition, InvalidArgument, NotFound, Unavailable
 from serving.core.experiments import Experiment, ExperimentRecord
 from serving.core.index import ItemIndex, ItemStatsRow, StoredItem
@@ -83,6 +84,7 @@ class FakeEncoders:
         self.user_calls: list[np.ndarray] = []
         self.texts: list[str] = []
         self.queries: list[str] = []
+        self.content_fingerprint = ""
 
     async def encode_user(
         self, item_ids: np.ndarray, event_types: np.ndarray, content: np.ndarray
@@ -110,9 +112,13 @@ class FakeEncoders:
 @dataclass
 class FakeServedModels:
     version: int | None = 1
+    encoder: ContentEncoderId | None = None
 
     async def ready_version(self) -> int | None:
         return self.version
+
+    async def content_encoder(self) -> ContentEncoderId | None:
+        return self.encoder
 
 
 @dataclass
@@ -208,9 +214,11 @@ class FakeCatalogue:
     stats: dict[str, ItemStatsRow] = field(default_factory=dict)
     reads: int = 0
 
-    async def upsert_items(self, items: Sequence[Item], embeddings: np.ndarray) -> None:
+    async def upsert_items(
+        self, items: Sequence[Item], embeddings: np.ndarray, encoder: str = ""
+    ) -> None:
         for item, embedding in zip(items, embeddings, strict=True):
-            self.items[item.item_id] = StoredItem(item, embedding, self.now, False)
+            self.items[item.item_id] = StoredItem(item, embedding, self.now, False, encoder)
 
     async def delete_items(self, item_ids: Sequence[str]) -> tuple[list[StoredItem], int]:
         for index, item_id in enumerate(item_ids):

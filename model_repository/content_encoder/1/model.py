@@ -1,4 +1,12 @@
-"""Triton adapter for the content encoder (torch module in serving/models/content_encoder.py)."""
+"""Triton adapter for the content encoder (torch module in serving/models/content_encoder.py).
+
+The folder comes from the rendered config's parameters (`recsys prepare-models`); a folder
+changed since the config was rendered is refused, so the fingerprint the orchestrator
+reads from the config is always that of the weights answering.
+"""
+
+import json
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,7 +19,16 @@ class TritonPythonModel:
     def initialize(self, args):
         gpu = args["model_instance_kind"] == "GPU"
         self.device = torch.device(f"cuda:{args['model_instance_device_id']}" if gpu else "cpu")
-        self.encoder = ContentEncoder().to(self.device).eval()
+        parameters = json.loads(args["model_config"]).get("parameters", {})
+        folder = parameters.get("model_dir", {}).get("string_value") or None
+        self.encoder = ContentEncoder(Path(folder) if folder else None).to(self.device).eval()
+        rendered = parameters.get("fingerprint", {}).get("string_value")
+        if rendered and rendered != self.encoder.spec.fingerprint:
+            raise pb_utils.TritonModelException(
+                f"{folder} changed since config.pbtxt was rendered (fingerprint"
+                f" {self.encoder.spec.fingerprint}, config says {rendered}):"
+                " run `recsys prepare-models` again"
+            )
 
     def execute(self, requests):
         # One forward pass for every request the dynamic batcher handed us.

@@ -30,6 +30,11 @@ class TritonPythonModel:
             content = pb_utils.get_input_tensor_by_name(request, "CONTENT").as_numpy()
             if ids.shape != types.shape or content.shape[:2] != ids.shape:
                 errors[index] = "ITEM_IDS, EVENT_TYPES and CONTENT must share batch and length"
+            elif content.shape[2] != self.model.config.content_dim:
+                errors[index] = (
+                    f"CONTENT is {content.shape[2]}-d; this version was trained with"
+                    f" {self.model.config.content_dim}-d content vectors"
+                )
             elif ids.max(initial=0) > self.model.config.num_items or ids.min(initial=0) < 0:
                 errors[index] = "ITEM_IDS out of the model's vocabulary"
             else:

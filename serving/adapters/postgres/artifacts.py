@@ -11,6 +11,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from serving.adapters.postgres.db import translate_outages
 from serving.core.domain import USER_ENCODER
+from serving.core.encoders import ContentEncoderId
 from serving.core.itemspace import ItemSpace
 
 
@@ -42,7 +43,15 @@ async def save_item_space(
                 list(space.vocabulary),
                 _pack(space.item_embeddings),
                 _pack(projection),
-                Jsonb({"max_len": space.max_len}),
+                Jsonb(
+                    {
+                        "max_len": space.max_len,
+                        # None: a version trained before encoders were recorded
+                        "content_encoder": (
+                            space.content_encoder.to_dict() if space.content_encoder else None
+                        ),
+                    }
+                ),
                 Jsonb(metrics),
             ),
         )
@@ -67,6 +76,7 @@ async def load_item_space(pool: AsyncConnectionPool, version: int) -> ItemSpace 
         item_embeddings=_unpack(embeddings),
         projection_weight=matrix[:, :-1],
         projection_bias=matrix[:, -1],
+        content_encoder=ContentEncoderId.from_dict(config.get("content_encoder")),
     )
 
 

@@ -17,27 +17,30 @@ from serving.core.index import ItemStatsRow, StoredItem
 
 UPSERT = """
 INSERT INTO items (item_id, title, description, categories, tags, attributes, published_at,
-                   available_from, available_until, embedding, updated_at, deleted_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), NULL)
+                   available_from, available_until, embedding, content_encoder, updated_at,
+                   deleted_at)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), NULL)
 ON CONFLICT (item_id) DO UPDATE SET
     title = EXCLUDED.title, description = EXCLUDED.description,
     categories = EXCLUDED.categories, tags = EXCLUDED.tags, attributes = EXCLUDED.attributes,
     published_at = EXCLUDED.published_at, available_from = EXCLUDED.available_from,
     available_until = EXCLUDED.available_until, embedding = EXCLUDED.embedding,
-    updated_at = EXCLUDED.updated_at, deleted_at = NULL
+    content_encoder = EXCLUDED.content_encoder, updated_at = EXCLUDED.updated_at, deleted_at = NULL
 """
 
 SELECT_COLUMNS = """
 SELECT item_id, title, description, categories, tags, attributes, published_at,
-       available_from, available_until, embedding, updated_at, deleted_at IS NOT NULL
+       available_from, available_until, embedding, updated_at, deleted_at IS NOT NULL,
+       content_encoder
 FROM items
 """
 
 
 async def upsert_items(
-    pool: AsyncConnectionPool, items: Sequence[Item], embeddings: np.ndarray
+    pool: AsyncConnectionPool, items: Sequence[Item], embeddings: np.ndarray, encoder: str = ""
 ) -> None:
-    """Insert or replace ``items`` with their embeddings, in one transaction."""
+    """Insert or replace ``items`` with their embeddings (produced by the content encoder
+    of fingerprint ``encoder``), in one transaction."""
     rows = [
         (
             item.item_id,
@@ -50,6 +53,7 @@ async def upsert_items(
             item.available_from,
             item.available_until,
             embedding.astype(np.float32).tolist(),
+            encoder,
         )
         for item, embedding in zip(items, embeddings, strict=True)
     ]
@@ -96,7 +100,7 @@ async def delete_items(
 
 def _row_to_stored(row: tuple) -> StoredItem:
     (item_id, title, description, categories, tags, attributes, published, available_from,
-     available_until, embedding, updated, deleted) = row  # fmt: skip
+     available_until, embedding, updated, deleted, encoder) = row  # fmt: skip
     item = Item(
         item_id=item_id,
         title=title,
@@ -108,7 +112,7 @@ def _row_to_stored(row: tuple) -> StoredItem:
         available_from=available_from,
         available_until=available_until,
     )
-    return StoredItem(item, np.asarray(embedding, dtype=np.float32), updated, deleted)
+    return StoredItem(item, np.asarray(embedding, dtype=np.float32), updated, deleted, encoder)
 
 
 async def items_changed_since(
@@ -170,8 +174,10 @@ class PostgresItems:
         self._pool = pool
 
     @translate_outages
-    async def upsert_items(self, items: Sequence[Item], embeddings: np.ndarray) -> None:
-        await upsert_items(self._pool, items, embeddings)
+    async def upsert_items(
+        self, items: Sequence[Item], embeddings: np.ndarray, encoder: str = ""
+    ) -> None:
+        await upsert_items(self._pool, items, embeddings, encoder)
 
     @translate_outages
     async def delete_items(self, item_ids: Sequence[str]) -> tuple[list[StoredItem], int]:

@@ -12,6 +12,7 @@ from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE
 from tritonclient.utils import InferenceServerException
 
 from serving.core.domain import CONTENT_ENCODER, USER_ENCODER
+from serving.core.encoders import ContentEncoderId
 from serving.core.errors import Unavailable
 from serving.core.itemspace import UserEncoding
 
@@ -44,11 +45,36 @@ class TritonEncoders:
     def __init__(self, url: str, timeout_ms: int) -> None:
         self._client = triton.InferenceServerClient(url, channel_args=CHANNEL_ARGS)
         self._timeout_s = timeout_ms / 1000
+        self._content: ContentEncoderId | None = None
+
+    @property
+    def content_fingerprint(self) -> str:
+        """The fingerprint of the content encoder Triton last said it serves ("" before
+        ``content_encoder`` has answered once): what the vectors of ``encode_texts`` are
+        recorded with."""
+        return self._content.fingerprint if self._content is not None else ""
+
+    async def content_encoder(self) -> ContentEncoderId | None:
+        """The content encoder Triton serves, from its rendered config's parameters (None
+        while Triton is unreachable or the config records no identity)."""
+        try:
+            answer = await self._client.get_model_config(
+                CONTENT_ENCODER, as_json=True, client_timeout=2
+            )
+        except InferenceServerException:
+            return self._content
+        parameters = answer.get("config", {}).get("parameters", {})
+        values = {key: entry.get("string_value", "") for key, entry in parameters.items()}
+        if values.get("fingerprint"):
+            self._content = ContentEncoderId(
+                values.get("encoder_name", ""), int(values.get("dim", 0)), values["fingerprint"]
+            )
+        return self._content
 
     async def encode_user(
         self, item_ids: np.ndarray, event_types: np.ndarray, content: np.ndarray
     ) -> UserEncoding:
-        """One user: ``item_ids``/``event_types`` (L,) int64, ``content`` (L, 384) float32."""
+        """One user: ``item_ids``/``event_types`` (L,) int64, ``content`` (L, dim) float32."""
         inputs = [
             triton.InferInput("ITEM_IDS", [1, len(item_ids)], "INT64"),
             triton.InferInput("EVENT_TYPES", [1, len(event_types)], "INT64"),
@@ -66,7 +92,9 @@ class TritonEncoders:
         )
 
     async def encode_texts(self, texts: Sequence[str], timeout_s: float = 60) -> np.ndarray:
-        """(len(texts), 384) normalised content embeddings."""
+        """(len(texts), dim) content embeddings of the encoder Triton serves."""
+        if self._content is None:
+            await self.content_encoder()  # label the vectors from the first call on
         chunks = []
         for start in range(0, len(texts), TEXT_BATCH):
             batch = np.array([[t.encode("utf-8")] for t in texts[start : start + TEXT_BATCH]])
@@ -74,7 +102,8 @@ class TritonEncoders:
             text.set_data_from_numpy(batch.astype(np.object_))
             result = await self._infer(CONTENT_ENCODER, [text], timeout_s)
             chunks.append(result.as_numpy("EMBEDDING"))
-        return np.concatenate(chunks) if chunks else np.zeros((0, 384), np.float32)
+        width = self._content.dim if self._content is not None else 0
+        return np.concatenate(chunks) if chunks else np.zeros((0, width), np.float32)
 
     async def encode_query(self, text: str) -> np.ndarray:
         """(384,) normalised content embedding of one query, under the request deadline
