@@ -113,6 +113,19 @@ export class RecsysClient {
     return convert.recommendation(await this.unary(recommender.Recommend, request, call));
   }
 
+  /** "More like this": items like a catalogue item or a text, under Recommend's rules. */
+  async similarItems(options: t.SimilarItemsOptions, call?: t.CallOptions): Promise<t.SimilarItems> {
+    const request = convert.similarItemsRequest(options);
+    return convert.similarItems(await this.unary(recommender.SimilarItems, request, call));
+  }
+
+  /** Takes items down (never recommended again; an upsert brings them back). Returns how
+   * many were live. */
+  async deleteItems(itemIds: readonly string[], call?: t.CallOptions): Promise<number> {
+    const request = { itemIds: [...itemIds] };
+    return (await this.unary(recommender.DeleteItems, request, call)).deleted;
+  }
+
   /** Durably records feedback; answers after the commit. Retries are counted once. */
   async logFeedback(
     events: readonly t.FeedbackEvent[],

@@ -11,6 +11,9 @@ import type { ParameterVersion__Output } from "./generated/recsys/v1/ParameterVe
 import type { PreviewParametersResponse__Output } from "./generated/recsys/v1/PreviewParametersResponse.js";
 import type { RecommendRequest } from "./generated/recsys/v1/RecommendRequest.js";
 import type { RecommendResponse__Output } from "./generated/recsys/v1/RecommendResponse.js";
+import type { ScoredItem__Output } from "./generated/recsys/v1/ScoredItem.js";
+import type { SimilarItemsRequest } from "./generated/recsys/v1/SimilarItemsRequest.js";
+import type { SimilarItemsResponse__Output } from "./generated/recsys/v1/SimilarItemsResponse.js";
 import type { Timestamp, Timestamp__Output } from "./generated/google/protobuf/Timestamp.js";
 import type { Variant as VariantMessage } from "./generated/recsys/v1/Variant.js";
 import type * as t from "./types.js";
@@ -46,6 +49,18 @@ export function recommendRequest(options: t.RecommendOptions): RecommendRequest 
     userId: options.userId ?? "",
     sessionId: options.sessionId ?? "",
     k: options.k ?? 10,
+    excludeItemIds: [...(options.exclude ?? [])],
+    context: { ...options.context },
+    ...(options.query === undefined ? {} : { query: options.query }),
+  };
+}
+
+export function similarItemsRequest(options: t.SimilarItemsOptions): SimilarItemsRequest {
+  return {
+    ...(options.itemId === undefined ? { text: options.text } : { itemId: options.itemId }),
+    k: options.k ?? 10,
+    userId: options.userId ?? "",
+    sessionId: options.sessionId ?? "",
     excludeItemIds: [...(options.exclude ?? [])],
     context: { ...options.context },
   };
@@ -96,16 +111,30 @@ export function variantMessage(variant: t.Variant): VariantMessage {
   return { name: variant.name, share: variant.share, parameters, updateMask };
 }
 
+function scoredItem(item: ScoredItem__Output): t.ScoredItem {
+  return {
+    itemId: item.itemId,
+    score: item.score,
+    components: { ...item.components },
+    becauseItemIds: [...item.becauseItemIds],
+    becauseQuery: item.becauseQuery,
+    propensity: item.propensity,
+  };
+}
+
+export function similarItems(response: SimilarItemsResponse__Output): t.SimilarItems {
+  return {
+    items: response.items.map(scoredItem),
+    degraded: response.degraded,
+    variant: response.variant,
+    parameterVersion: response.parameterVersion,
+  };
+}
+
 export function recommendation(response: RecommendResponse__Output): t.Recommendation {
   return {
     recommendationId: response.recommendationId,
-    items: response.items.map((item) => ({
-      itemId: item.itemId,
-      score: item.score,
-      components: { ...item.components },
-      becauseItemIds: [...item.becauseItemIds],
-      propensity: item.propensity,
-    })),
+    items: response.items.map(scoredItem),
     modelVersion: response.modelVersion,
     degraded: response.degraded,
     variant: response.variant,

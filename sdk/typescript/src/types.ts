@@ -33,6 +33,26 @@ export interface RecommendOptions {
   exclude?: readonly string[];
   /** Request context, e.g. `include_categories: "news,sport"`. */
   context?: Readonly<Record<string, string>>;
+  /** What the user wants now, in their own words (1..1000 characters); works without history. */
+  query?: string;
+}
+
+/** "More like this": of a catalogue item (`itemId`) or of a text, under Recommend's rules. */
+export type SimilarItemsOptions = ({ itemId: string; text?: never } | { text: string; itemId?: never }) & {
+  k?: number;
+  /** Whose seen and disliked items stay out, and whose A/B variant ranks (optional). */
+  userId?: string;
+  sessionId?: string;
+  exclude?: readonly string[];
+  context?: Readonly<Record<string, string>>;
+};
+
+export interface SimilarItems {
+  items: ScoredItem[];
+  /** True when a text anchor could not be embedded (the list comes from the prior). */
+  degraded: boolean;
+  variant: string;
+  parameterVersion: number;
 }
 
 export interface ScoredItem {
@@ -42,6 +62,8 @@ export interface ScoredItem {
   components: Record<string, number>;
   /** History items that drove the relevance of this item. */
   becauseItemIds: string[];
+  /** True when the request's query (or SimilarItems' anchor) drove it more than the history. */
+  becauseQuery: boolean;
   /** Probability that the ranking policy put this item in the list. */
   propensity: number;
 }

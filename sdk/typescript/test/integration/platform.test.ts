@@ -137,6 +137,31 @@ describe("the TypeScript SDK on the real platform", () => {
     assert.equal(await client.mergeSession(sessionId, userId), 1);
     assert.equal(await client.forgetUser(userId), 1);
   });
+
+  it("a query, more like this and a take-down", async () => {
+    const itemId = `${run}-saturn`;
+    const title = "The rings of Saturn through a backyard telescope";
+    await client.upsertItems([{ itemId, title, categories: ["science"], tags: ["astronomy"] }]);
+    const sessionId = `${run}-stargazer`;
+
+    const asked = await client.recommend({ sessionId, k: 10, query: title });
+    const found = asked.items.find((item) => item.itemId === itemId);
+    assert.ok(found, `the item named by the query is not in ${JSON.stringify(asked.items)}`);
+    assert.ok(found.becauseQuery && (found.components.query ?? 0) > 0, JSON.stringify(found));
+
+    const like = await client.similarItems({ itemId, k: 5 });
+    assert.equal(like.items.length, 5);
+    assert.ok(!like.items.some((item) => item.itemId === itemId), "the anchor is not listed");
+    const byText = await client.similarItems({ text: title, k: 10 });
+    assert.ok(byText.items.some((item) => item.itemId === itemId));
+
+    assert.equal(await client.deleteItems([itemId]), 1);
+    const after = await client.recommend({ sessionId, k: 10, query: title });
+    assert.ok(!after.items.some((item) => item.itemId === itemId), "taken down");
+    const unknown = await client.deleteItems([`${run}-no-such-item`]).catch((e) => e);
+    assert.ok(unknown instanceof InvalidArgumentError, String(unknown));
+    assert.equal(unknown.field, "item_ids[0]");
+  });
 });
 
 describe("TLS", { skip: !process.env.RECSYS_TLS_TARGET && "no TLS server given" }, () => {

@@ -34,6 +34,7 @@ describe("RecsysClient against a fake server", () => {
       score: 0.5,
       components: { relevance: 0.25, popularity: 0.25 },
       becauseItemIds: ["h1"],
+      becauseQuery: true,
       propensity: 0.75,
     };
     server.on("Recommend", (request) => ({
@@ -44,7 +45,7 @@ describe("RecsysClient against a fake server", () => {
       variant: "b",
       parameterVersion: 42,
     }));
-    const rec = await client.recommend({ userId: "ana", k: 7, exclude: ["x"] });
+    const rec = await client.recommend({ userId: "ana", k: 7, exclude: ["x"], query: "jazz" });
     assert.deepEqual(rec, {
       recommendationId: "rec-for-ana-7",
       items: [item],
@@ -55,7 +56,27 @@ describe("RecsysClient against a fake server", () => {
     });
     const [attempt] = server.calls("Recommend");
     assert.deepEqual(attempt?.request.excludeItemIds, ["x"]);
+    assert.equal(attempt?.request.query, "jazz");
     assert.equal(attempt?.metadata.get("authorization").length, 0, "no token off Admin");
+  });
+
+  it("asks for similar items by item or by text, and takes items down", async () => {
+    server.on("SimilarItems", (request) => ({
+      items: [{ itemId: `like-${request.itemId || request.text}`, score: 1, components: {} }],
+      variant: "a",
+      parameterVersion: 7,
+    }));
+    server.on("DeleteItems", (request) => ({ deleted: request.itemIds.length }));
+    const byItem = await client.similarItems({ itemId: "i1", k: 3, userId: "ana" });
+    assert.equal(byItem.items[0]?.itemId, "like-i1");
+    assert.equal(byItem.items[0]?.becauseQuery, false);
+    assert.deepEqual([byItem.variant, byItem.parameterVersion, byItem.degraded], ["a", 7, false]);
+    const byText = await client.similarItems({ text: "slow jazz" });
+    assert.equal(byText.items[0]?.itemId, "like-slow jazz");
+    const [first, second] = server.calls("SimilarItems");
+    assert.deepEqual([first?.request.anchor, first?.request.k], ["itemId", 3]);
+    assert.deepEqual([second?.request.anchor, second?.request.k], ["text", 10]);
+    assert.equal(await client.deleteItems(["a", "b"]), 2);
   });
 
   it("fills in event ids and timestamps only when absent", async () => {
