@@ -146,6 +146,10 @@ def train(
         float,
         typer.Option(help="Share of items seen by content alone in training (for new items)."),
     ] = 0.0,
+    correction_norm: Annotated[
+        float | None,
+        typer.Option(help="Bound on each learned embedding's norm (a correction to content)."),
+    ] = None,
     epochs: Annotated[int, typer.Option(help="At most this many epochs.")] = 200,
     batch_size: Annotated[
         int, typer.Option(help="Users per step: small batches learn more per epoch.")
@@ -189,6 +193,7 @@ def train(
     config = UserEncoderConfig(
         num_items=dataset.num_items, dim=dim, max_len=max_len, layers=layers, heads=heads,
         dropout=dropout, attention_dropout=attention_dropout, id_dropout=id_dropout,
+        correction_norm=correction_norm,
     )  # fmt: skip
     run = _train(dataset, embeddings, config, options, content)
     run.record["source"] = source.describe()

@@ -214,6 +214,7 @@ def fit(
     generator = seed_everything(options.seed)
     device = torch.device(options.device)
     model = UserEncoder(config).to(device)
+    model.bound_corrections()
     table = content.to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=options.lr, weight_decay=options.weight_decay
@@ -251,6 +252,7 @@ def fit(
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
+            model.bound_corrections()  # projected step: the bound holds after every update
             scheduler.step()
             total += loss.item()
             count += 1
