@@ -85,6 +85,7 @@ def train_run(
         validate=validate if len(valid.targets) else None,
         progress=hooks.epoch,
         on_validation=hooks.validation,
+        absent=cold,
     )
     if not use_content:
         # Never trained on content: make it ignore content wherever it runs (served, the

@@ -226,3 +226,20 @@ def test_bounded_corrections_and_imputed_vectors_place_new_items_by_their_conten
     result = pipeline.compare_cold(dataset, cold, {"ours": run}, content, impute=5)
     assert result.reports["ours · cold items"]["HR@10"] > 0.8
     assert result.reports["ours + 5-NN imputation · cold items"]["HR@10"] > 0.8
+
+
+def test_items_that_do_not_exist_yet_are_never_candidates_in_training():
+    # Items newer than the model were never negatives: their learned embedding stays zero
+    # and nothing teaches the projection to push their content down.
+    dataset, content = genre_dataset()
+    cold = datasets.cold_items(dataset, 0.25, seed=0)
+    sequences, types = datasets.training_sequences(datasets.without_items(dataset, cold))
+    tokens, kinds = trainer.left_pad(sequences, types, 9)
+    table = trainer.content_table(content)
+    for loss in ("full", "sampled"):
+        options = trainer.TrainingOptions(epochs=2, batch_size=16, loss=loss, negatives=30)
+        model, *_ = trainer.fit(tokens, kinds, table, small(num_items=60), options, absent=cold)
+        weights = model.item_embedding.weight.detach()
+        assert not weights[torch.from_numpy(cold)].any()
+        known = np.setdiff1d(np.arange(1, 61), cold)
+        assert weights[torch.from_numpy(known)].norm(dim=1).min() > 0
