@@ -57,6 +57,14 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--dropout", type=float, default=0.2)
     parser.add_argument("--attention-dropout", type=float, default=0.0)
     parser.add_argument("--id-dropout", type=float, default=0.0)
+    parser.add_argument(
+        "--correction-norm", type=float, default=None,
+        help="bound on the learned embedding's norm (a correction to projected content)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--impute", type=int, default=None, metavar="K",
+        help="with --cold-items: also score new items with k-NN imputed embeddings",
+    )  # fmt: skip
     parser.add_argument("--epochs", type=int, default=32)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-3)
@@ -96,7 +104,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     config = UserEncoderConfig(
         num_items=dataset.num_items, dim=args.dim, max_len=args.max_len, layers=args.layers,
         heads=args.heads, dropout=args.dropout, attention_dropout=args.attention_dropout,
-        id_dropout=args.id_dropout,
+        id_dropout=args.id_dropout, correction_norm=args.correction_norm,
     )  # fmt: skip
     options = TrainingOptions(
         epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, schedule=args.schedule,
@@ -125,7 +133,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             device=args.device, content=content,
         )  # fmt: skip
     else:
-        comparison = pipeline.compare_cold(dataset, cold, runs, content, device=args.device)
+        comparison = pipeline.compare_cold(
+            dataset, cold, runs, content, device=args.device, impute=args.impute
+        )
     inference = {name: serving_cost(run.model) for name, run in runs.items()}
     training = {
         name: {k: r.record[k] for k in ("best_epoch", "epochs_run", "stopped", "train_seconds",

@@ -42,6 +42,11 @@ class UserEncoderConfig:
     """Training only: the share of item occurrences (inputs and scored items) whose
     learned embedding is left out, so the model also learns to place items by content
     alone, as items newer than the model are served."""
+    correction_norm: float | None = None
+    """Training only: the learned embedding is a correction to the projected content
+    whose L2 norm is held at most this (rows renormalised after every step; "Let It Go?
+    Not Quite", RecSys 2025), so the item space stays the content's and an item newer
+    than the model, which has no correction, lands where its text puts it. None: free."""
     content_dim: int = EMBEDDING_DIM
 
     def to_dict(self) -> dict[str, float | int | None]:
@@ -117,6 +122,14 @@ class UserEncoder(nn.Module):
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
             self.type_embedding.weight[0].zero_()
+
+    @torch.no_grad()
+    def bound_corrections(self) -> None:
+        """Hold every learned embedding's norm at most ``correction_norm`` (in place, so
+        the exported weights are the bounded corrections the model was trained with)."""
+        if self.config.correction_norm is not None:
+            weight = self.item_embedding.weight
+            weight.copy_(weight.renorm(2, 0, self.config.correction_norm))
 
     def item_vectors(self, item_ids: torch.Tensor, content: torch.Tensor) -> torch.Tensor:
         """Items in the shared space: learned embedding (id 0: none) + projected content."""

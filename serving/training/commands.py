@@ -167,6 +167,10 @@ def train(
         float,
         typer.Option(help="Share of items seen by content alone in training (for new items)."),
     ] = 0.0,
+    correction_norm: Annotated[
+        float | None,
+        typer.Option(help="Bound on each learned embedding's norm (a correction to content)."),
+    ] = None,
     epochs: Annotated[int, typer.Option(help="At most this many epochs.")] = 200,
     batch_size: Annotated[
         int, typer.Option(help="Users per step: small batches learn more per epoch.")
@@ -212,6 +216,7 @@ def train(
         num_items=dataset.num_items, dim=dim, max_len=max_len, layers=layers, heads=heads,
         dropout=dropout, attention_dropout=attention_dropout, id_dropout=id_dropout,
         content_dim=embeddings.shape[1],
+        correction_norm=correction_norm,
     )  # fmt: skip
     run = _train(dataset, embeddings, config, options, content)
     run.record["source"] = source.describe()

@@ -6,15 +6,17 @@ the figures in the results table come from the code users run.
 
 from __future__ import annotations
 
+import copy
 import resource
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 
 import numpy as np
 import torch
 
+from serving.models.cold_start import impute_item_vectors
 from serving.models.user_encoder import UserEncoderConfig
 from serving.training import baselines, datasets, evaluation, trainer
 from serving.training.runs import Run
@@ -60,6 +62,9 @@ def train_run(
     if cold is not None:
         dataset = datasets.without_items(dataset, cold)
         record = {**(record or {}), "cold_items": cold.tolist()}
+    if not use_content:
+        # The ablation is the plain ID model: nothing for a bounded correction to correct.
+        config = replace(config, correction_norm=None)
     started = time.perf_counter()
     used = content if use_content else np.zeros_like(content)
     table = trainer.content_table(used)
@@ -80,6 +85,7 @@ def train_run(
         validate=validate if len(valid.targets) else None,
         progress=hooks.epoch,
         on_validation=hooks.validation,
+        absent=cold,
     )
     if not use_content:
         # Never trained on content: make it ignore content wherever it runs (served, the
@@ -177,6 +183,20 @@ def compare(
     return Comparison(reports, notes)
 
 
+def with_imputed(run: Run, cold: np.ndarray, k: int) -> Run:
+    """A copy of ``run`` whose ``cold`` items (tokens) get learned embeddings imputed from
+    their k nearest known items by content, as when new items enter the index."""
+    model = copy.deepcopy(run.model)
+    weight = model.item_embedding.weight
+    known = np.setdiff1d(np.arange(1, len(run.vocabulary) + 1), cold)
+    imputed = impute_item_vectors(
+        run.content[cold - 1], run.content[known - 1], weight[known].detach().numpy(), k
+    )
+    with torch.no_grad():
+        weight[torch.from_numpy(cold)] = torch.from_numpy(imputed)
+    return replace(run, model=model)
+
+
 def compare_cold(
     dataset: datasets.Dataset,
     cold: np.ndarray,
@@ -184,11 +204,20 @@ def compare_cold(
     content: np.ndarray,
     *,
     device: str = "cpu",
+    impute: int | None = None,
 ) -> Comparison:
     """Runs trained with ``cold`` on the test users whose target is a cold item (rows named
     "... · cold items"), with content similarity as the baseline: popularity and EASE
-    cannot rank an item nobody has interacted with."""
+    cannot rank an item nobody has interacted with. ``impute`` (k): each content run also
+    scored with the cold items' learned embeddings imputed from their k nearest known
+    items (rows "... + k-NN imputation")."""
     split = datasets.with_targets_in(datasets.leave_one_out(dataset, "test"), cold)
+    if impute:
+        runs = {
+            **runs,
+            **{f"{name} + {impute}-NN imputation": with_imputed(run, cold, impute)
+               for name, run in runs.items() if run.content.any()},
+        }  # fmt: skip
     scorers = model_scorers(dataset, runs, device)
     scorers[CONTENT] = baselines.ContentSimilarity(content)
     reports = {

@@ -159,19 +159,22 @@ def _loss(
     table: torch.Tensor,
     options: TrainingOptions,
     generator: torch.Generator,
+    absent: torch.Tensor,
 ) -> torch.Tensor:
-    """Cross-entropy of the targets against the whole catalogue or sampled negatives."""
+    """Cross-entropy of the targets against the whole catalogue or sampled negatives;
+    ``absent`` tokens (padding, items that do not exist yet) are never candidates."""
     num_items = model.config.num_items
     if options.loss == "full":
         tokens = torch.arange(num_items + 1, device=hidden.device)
         logits = hidden @ model.item_vectors(tokens, table).T
-        logits[:, 0] = -math.inf  # never predict padding
+        logits[:, absent] = -math.inf
         return F.cross_entropy(logits, targets)
     negatives = torch.randint(1, num_items + 1, (options.negatives,), generator=generator)
     negatives = negatives.to(hidden.device)
     positive = (hidden * model.item_vectors(targets, table[targets])).sum(-1, keepdim=True)
     negative = hidden @ model.item_vectors(negatives, table[negatives]).T
-    negative = negative.masked_fill(negatives[None] == targets[:, None], -math.inf)
+    excluded = (negatives[None] == targets[:, None]) | torch.isin(negatives, absent)[None]
+    negative = negative.masked_fill(excluded, -math.inf)
     logits = torch.cat([positive, negative], dim=1)
     return F.cross_entropy(logits, torch.zeros_like(targets))
 
@@ -202,9 +205,15 @@ def fit(
     validate: Validate | None = None,
     progress: Progress | None = None,
     on_validation: Callable[[int, float], None] | None = None,
+    absent: np.ndarray | None = None,
 ) -> tuple[UserEncoder, list[float], list[tuple[int, float]], int, str]:
     """Train on left-padded (users, max_len + 1) ``tokens``/``types`` whose every
     position predicts the next; ``content`` is the (items + 1, dim) table by token.
+
+    ``absent`` (tokens): items that do not exist yet (the cold-start protocol's new
+    items). They are no candidate of the softmax and keep a zero learned embedding: an
+    item added after training was never a negative either, and one that was would have
+    taught the projection to push its content down.
 
     SKIP/DISLIKE items are inputs (they inform the state) but never targets.
     Returns the model (best validated weights), epoch losses, validations, the epoch of
@@ -214,6 +223,11 @@ def fit(
     generator = seed_everything(options.seed)
     device = torch.device(options.device)
     model = UserEncoder(config).to(device)
+    model.bound_corrections()
+    excluded = torch.from_numpy(np.concatenate([[0], absent if absent is not None else []]))
+    excluded = excluded.to(torch.long).to(device)
+    with torch.no_grad():
+        model.item_embedding.weight[excluded] = 0.0  # no gradient reaches them after this
     table = content.to(device)
     optimizer = torch.optim.AdamW(
         model.parameters(), lr=options.lr, weight_decay=options.weight_decay
@@ -246,11 +260,14 @@ def fit(
             valid = valid.to(device)
             with torch.autocast(device.type, torch.bfloat16, enabled=options.precision == "bf16"):
                 hidden, _ = model(inputs, input_types, table[inputs])
-                loss = _loss(model, hidden[valid], targets[valid], table, options, generator)
+                loss = _loss(
+                    model, hidden[valid], targets[valid], table, options, generator, excluded
+                )
             optimizer.zero_grad()
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
+            model.bound_corrections()  # projected step: the bound holds after every update
             scheduler.step()
             total += loss.item()
             count += 1

@@ -239,3 +239,44 @@ def test_train_reports_a_malformed_file_and_exits(tmp_path, monkeypatch):
     result = CliRunner().invoke(app, ["train", "--events", str(tmp_path / "events.csv")])
     assert result.exit_code == 2
     assert "events.csv:3: timestamp must be a number or ISO-8601, got 'later'" in result.output
+
+
+def test_bounded_corrections_and_imputed_vectors_place_new_items_by_their_content():
+    dataset, content = genre_dataset()
+    cold = datasets.cold_items(dataset, 0.25, seed=0)
+    options = trainer.TrainingOptions(epochs=4, batch_size=16, lr=1e-2, seed=0)
+    bound = 0.3
+    run = pipeline.train_run(
+        dataset, content, small(num_items=60, correction_norm=bound), options, cold=cold
+    )
+    weights = run.model.item_embedding.weight.detach()
+    assert weights.norm(dim=1).max() <= bound * (1 + 1e-5)
+    # Imputation gives each new item the learned vectors of its genre (its content
+    # neighbours): nearest known item by learned vector is one of the same genre.
+    imputed = pipeline.with_imputed(run, cold, k=5).model.item_embedding.weight.detach()
+    genre = np.array([int(i[1:]) % 6 for i in dataset.item_ids])
+    known = np.setdiff1d(np.arange(1, 61), cold)
+    unit = torch.nn.functional.normalize(weights[torch.from_numpy(known)], dim=1)
+    nearest = known[(torch.nn.functional.normalize(imputed[cold], dim=1) @ unit.T).argmax(1)]
+    assert (genre[nearest - 1] == genre[cold - 1]).mean() > 0.9
+    assert torch.equal(imputed[torch.from_numpy(known)], weights[torch.from_numpy(known)])
+    result = pipeline.compare_cold(dataset, cold, {"ours": run}, content, impute=5)
+    assert result.reports["ours · cold items"]["HR@10"] > 0.8
+    assert result.reports["ours + 5-NN imputation · cold items"]["HR@10"] > 0.8
+
+
+def test_items_that_do_not_exist_yet_are_never_candidates_in_training():
+    # Items newer than the model were never negatives: their learned embedding stays zero
+    # and nothing teaches the projection to push their content down.
+    dataset, content = genre_dataset()
+    cold = datasets.cold_items(dataset, 0.25, seed=0)
+    sequences, types = datasets.training_sequences(datasets.without_items(dataset, cold))
+    tokens, kinds = trainer.left_pad(sequences, types, 9)
+    table = trainer.content_table(content)
+    for loss in ("full", "sampled"):
+        options = trainer.TrainingOptions(epochs=2, batch_size=16, loss=loss, negatives=30)
+        model, *_ = trainer.fit(tokens, kinds, table, small(num_items=60), options, absent=cold)
+        weights = model.item_embedding.weight.detach()
+        assert not weights[torch.from_numpy(cold)].any()
+        known = np.setdiff1d(np.arange(1, 61), cold)
+        assert weights[torch.from_numpy(known)].norm(dim=1).min() > 0

@@ -121,3 +121,19 @@ def test_id_dropout_leaves_items_to_their_content_in_training_only():
     assert 0.4 < by_content.float().mean() < 0.6  # about half lost their learned embedding
     model.eval()
     assert torch.equal(model.item_vectors(ids, content), model.item_embedding(ids) + projected)
+
+
+def test_bounded_corrections_hold_their_norm_through_training():
+    items = [f"i{k}" for k in range(12)]
+    histories = [[(items[(s + k) % 12], 1) for k in range(9)] for s in range(60)]
+    content = torch.randn(12, 384, generator=torch.Generator().manual_seed(0)).numpy()
+    bound = 0.05
+    config = UserEncoderConfig(num_items=12, max_len=8, dim=32, dropout=0.0, correction_norm=bound)
+    free = UserEncoderConfig(num_items=12, max_len=8, dim=32, dropout=0.0)
+    kwargs = dict(epochs=3, batch_size=16, lr=5e-3, seed=1)
+    bounded = train_user_encoder(histories, items, content, config, **kwargs).model
+    unbounded = train_user_encoder(histories, items, content, free, **kwargs).model
+    norms = bounded.item_embedding.weight[1:].norm(dim=1)
+    assert norms.max() <= bound * (1 + 1e-5)
+    assert norms.min() > bound * 0.9  # trained up to the bound, not collapsed to zero
+    assert unbounded.item_embedding.weight[1:].norm(dim=1).min() > 10 * bound
