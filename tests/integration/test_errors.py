@@ -25,7 +25,9 @@ def stubs(platform):
 
 def some_item(platform) -> str:
     with psycopg.connect(platform.url) as conn:
-        return conn.execute("SELECT item_id FROM items ORDER BY item_id LIMIT 1").fetchone()[0]
+        return conn.execute(
+            "SELECT item_id FROM items WHERE deleted_at IS NULL ORDER BY item_id LIMIT 1"
+        ).fetchone()[0]
 
 
 def status_of(call, request, **kwargs) -> tuple[grpc.StatusCode, str]:

@@ -26,7 +26,9 @@ pytestmark = pytest.mark.integration
 
 def primary_categories(platform: Running) -> dict[str, str]:
     with psycopg.connect(platform.url) as conn:
-        rows = conn.execute("SELECT item_id, categories[1] FROM items").fetchall()
+        rows = conn.execute(
+            "SELECT item_id, categories[1] FROM items WHERE deleted_at IS NULL"
+        ).fetchall()
     return dict(rows)
 
 

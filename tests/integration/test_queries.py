@@ -7,6 +7,7 @@ down again at the end (with DeleteItems itself)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,7 +21,7 @@ from recsys.v1 import recsys_pb2_grpc as pb_grpc
 from serving.client import Event, RecsysClient
 from serving.core.domain import Item
 from serving.core.validation import MAX_QUERY_LENGTH
-from tests.integration.platform import Running
+from tests.integration.platform import ADMIN_TOKEN, Running
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +95,26 @@ def astronomy(platform: Running) -> Iterator[list[str]]:
         ]  # fmt: skip
         if live:
             sdk.delete_items(live)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def without_exploration(platform: Running) -> Iterator[None]:
+    """Exploration off while this module runs, restored after it: Thompson sampling's random
+    draws would make "mostly astronomy" a matter of luck (a fresh-clone run saw 3 of 5 on
+    one try, 5 of 5 on the next). Exploration has its own tests (test_exploration.py)."""
+    with RecsysClient(platform.target, token=ADMIN_TOKEN, timeout_s=30) as admin:
+        before = admin.get_parameters()["parameters"]["exploration"]
+        changed = admin.update_parameters(
+            {"exploration": "off"}, changed_by="test_queries", reason="deterministic ranking"
+        )["version"]
+        deadline = time.monotonic() + 30
+        while admin.recommend("", k=1, session_id="probe").parameter_version < changed:
+            assert time.monotonic() < deadline, "the parameter change never reached serving"
+            time.sleep(0.1)
+        yield
+        admin.update_parameters(
+            {"exploration": before}, changed_by="test_queries", reason="restore exploration"
+        )
 
 
 def cooking_items(platform: Running, n: int) -> list[str]:

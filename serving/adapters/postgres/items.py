@@ -28,12 +28,11 @@ ON CONFLICT (item_id) DO UPDATE SET
     content_encoder = EXCLUDED.content_encoder, updated_at = EXCLUDED.updated_at, deleted_at = NULL
 """
 
-SELECT_COLUMNS = """
-SELECT item_id, title, description, categories, tags, attributes, published_at,
+# The columns of a StoredItem, in _row_to_stored's order (SELECT and RETURNING share them).
+STORED_COLUMNS = """item_id, title, description, categories, tags, attributes, published_at,
        available_from, available_until, embedding, updated_at, deleted_at IS NOT NULL,
-       content_encoder
-FROM items
-"""
+       content_encoder"""
+SELECT_COLUMNS = "SELECT " + STORED_COLUMNS + "\nFROM items\n"
 
 
 async def upsert_items(
@@ -71,13 +70,14 @@ LOCK_ITEMS = """
 SELECT item_id, deleted_at IS NULL FROM items WHERE item_id = ANY(%s)
 ORDER BY item_id FOR UPDATE
 """
-SOFT_DELETE = """
+SOFT_DELETE = (
+    """
 UPDATE items SET deleted_at = coalesce(deleted_at, clock_timestamp()),
                  updated_at = clock_timestamp()
 WHERE item_id = ANY(%s)
-RETURNING item_id, title, description, categories, tags, attributes, published_at,
-          available_from, available_until, embedding, updated_at, deleted_at IS NOT NULL
-"""
+RETURNING """
+    + STORED_COLUMNS
+)
 
 
 async def delete_items(
