@@ -25,9 +25,12 @@ def test_a_new_item_gets_exposure_with_exploration_and_none_without(
     platform: Running, client: RecsysClient, restore_parameters
 ):
     with psycopg.connect(platform.url) as conn:
-        some = [r[0] for r in conn.execute(
-            "SELECT item_id FROM items WHERE deleted_at IS NULL ORDER BY item_id LIMIT 40"
-        )]
+        some = [
+            r[0]
+            for r in conn.execute(
+                "SELECT item_id FROM items WHERE deleted_at IS NULL ORDER BY item_id LIMIT 40"
+            )
+        ]
     users = []
     for n in range(REQUESTS):
         user = f"user-{uuid.uuid4()}"
