@@ -59,25 +59,24 @@ async def test_the_asyncio_client_retries_the_same_way():
     assert servicer.attempts == [IDS, IDS]
 
 
-def test_other_errors_and_exhausted_retries_are_raised():
-    servicer = FlakyRecommender(grpc.StatusCode.INVALID_ARGUMENT)
+@pytest.mark.parametrize(
+    ("failures", "code", "attempts"),
+    [
+        ([grpc.StatusCode.INVALID_ARGUMENT], grpc.StatusCode.INVALID_ARGUMENT, 1),
+        ([grpc.StatusCode.UNAVAILABLE] * 5, grpc.StatusCode.UNAVAILABLE, 4),
+    ],
+    ids=["other codes are not retried", "retries run out"],
+)
+def test_other_errors_and_exhausted_retries_are_raised(failures, code, attempts):
+    servicer = FlakyRecommender(*failures)
     with (
         serving(servicer) as target,
         RecsysClient(target, retries=3) as client,
         pytest.raises(grpc.RpcError) as raised,
     ):
         client.log_feedback(EVENTS)
-    assert raised.value.code() is grpc.StatusCode.INVALID_ARGUMENT
-    assert len(servicer.attempts) == 1
-    servicer = FlakyRecommender(*[grpc.StatusCode.UNAVAILABLE] * 5)
-    with (
-        serving(servicer) as target,
-        RecsysClient(target, retries=3) as client,
-        pytest.raises(grpc.RpcError) as raised,
-    ):
-        client.log_feedback(EVENTS)
-    assert raised.value.code() is grpc.StatusCode.UNAVAILABLE
-    assert len(servicer.attempts) == 4
+    assert raised.value.code() is code
+    assert len(servicer.attempts) == attempts
 
 
 def test_the_retry_policy_is_declared_once_and_capped():
