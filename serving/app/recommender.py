@@ -297,9 +297,11 @@ class RecommenderService:
         # Triton switches versions on its own: until the index follows (within
         # index_refresh_s), a new version's vector would be scored against the old
         # version's item space (with other tokens, maybe another width).
-        if encoding.model_version != str(space.version) or self.index.space is not space:
+        if encoding.model_version != str(space.version):
             raise Unavailable(
                 f"Triton answered with user_encoder v{encoding.model_version} while the item"
                 f" index is in the space of v{space.version}; the index follows shortly"
             )
+        if self.index.space is not space:
+            raise Unavailable("the item index changed while the user was being encoded")
         return UserEncoding(encoding.vector, encoding.attention[pad:], encoding.model_version)
