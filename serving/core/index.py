@@ -11,11 +11,13 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 
 from serving.core.domain import EventType, Item
 from serving.core.itemspace import ItemSpace
+from serving.core.newitems import reference_sample
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,24 @@ class IndexArrays:
     published: np.ndarray  # (N,) epoch seconds, NaN when unknown
     live: np.ndarray  # (N,) bool
     window: np.ndarray  # (N, 2) availability from / until, epoch seconds (-inf / +inf: open)
+    learned: np.ndarray  # (N,) bool: has a learned embedding in the model space (False without)
+    space: ItemSpace | None = None
+
+    @cached_property
+    def unlearned(self) -> np.ndarray:
+        """Positions of the items placed by their text alone (newer than the model)."""
+        if self.space is None:
+            return np.zeros(0, np.int64)
+        return np.flatnonzero(~self.learned)
+
+    @cached_property
+    def calibration_reference(self) -> tuple[np.ndarray, np.ndarray]:
+        """An evenly spread sample of the items with a learned embedding (positions) and
+        their content part in the model space: what new items' scores are set against."""
+        if self.space is None:
+            return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
+        sample = reference_sample(np.flatnonzero(self.learned))
+        return sample, self.space.project(self.content[sample])
 
     def available(self, now: float) -> np.ndarray:
         """Live items inside their availability window at ``now``."""
@@ -84,6 +104,7 @@ class ItemIndex:
             published=np.zeros(0),
             live=np.zeros(0, bool),
             window=np.zeros((0, 2)),
+            learned=np.zeros(0, bool),
         )
         self.popularity = np.zeros(0)  # decayed engagement at popularity_at
         self.popularity_at = np.zeros(0)  # epoch seconds
@@ -185,19 +206,22 @@ class ItemIndex:
         window[rows] = [_window(entry.item) for entry in latest.values()]
         ids = old.ids + tuple(item.item_id for item in self._items[len(old.ids) :])
         vectors = old.vectors
+        learned = np.concatenate([old.learned, np.zeros(grow, bool)])
         if self.space is not None:
             # Only the rows written now need new vectors.
             vectors = np.concatenate(
                 [old.vectors, np.zeros((grow, old.vectors.shape[1]), np.float32)]
             )
-            vectors[rows] = self.space.vectors(list(latest), content[rows])
+            vectors[rows], learned[rows] = self.space.vectors(list(latest), content[rows])
         else:
             vectors = np.zeros((size, 0), np.float32)
         self.popularity = np.concatenate([self.popularity, np.zeros(grow)])
         self.popularity_at = np.concatenate([self.popularity_at, np.zeros(grow)])
         self.impressions = np.concatenate([self.impressions, np.zeros(grow)])
         self.clicks = np.concatenate([self.clicks, np.zeros(grow)])
-        self.arrays = IndexArrays(ids, content, vectors, published, live, window)
+        self.arrays = IndexArrays(
+            ids, content, vectors, published, live, window, learned, self.space
+        )
 
     def drop_space(self) -> None:
         """Rank without a model (the fallback) until a space is set again."""
@@ -210,19 +234,16 @@ class ItemIndex:
             old.published,
             old.live,
             old.window,
+            np.zeros(len(old.ids), bool),
         )
 
     def set_space(self, space: ItemSpace) -> None:
         """Place every item in a (new) model version's space."""
         self.space = space
         old = self.arrays
+        vectors, learned = space.vectors(old.ids, old.content)
         self.arrays = IndexArrays(
-            old.ids,
-            old.content,
-            space.vectors(old.ids, old.content),
-            old.published,
-            old.live,
-            old.window,
+            old.ids, old.content, vectors, old.published, old.live, old.window, learned, space
         )
 
     def count_impressions(self, positions: np.ndarray) -> None:

@@ -44,13 +44,29 @@ class ItemSpace:
         zero = np.zeros((1, self.item_embeddings.shape[1]), dtype=np.float32)
         return np.concatenate([zero, self.item_embeddings.astype(np.float32)])
 
-    def vectors(self, item_ids: Sequence[str], content: np.ndarray) -> np.ndarray:
-        """Item vectors: learned embedding (zero for items the model never saw) + projection."""
-        tokens = np.fromiter(
+    @cached_property
+    def _has_learned(self) -> np.ndarray:
+        """By token: whether the item has a learned embedding. Token 0 has none, nor has a
+        vocabulary row training left at zero (items absent from its data)."""
+        return np.concatenate([[False], np.any(self.item_embeddings != 0, axis=1)])
+
+    def _tokens(self, item_ids: Sequence[str]) -> np.ndarray:
+        return np.fromiter(
             (self.token.get(i, 0) for i in item_ids), dtype=np.int64, count=len(item_ids)
         )
-        projected = content @ self.projection_weight.T + self.projection_bias
-        return (self._learned[tokens] + projected).astype(np.float32)
+
+    def project(self, content: np.ndarray) -> np.ndarray:
+        """Where content embeddings alone place items (the content part of every vector)."""
+        return (content @ self.projection_weight.T + self.projection_bias).astype(np.float32)
+
+    def vectors(
+        self, item_ids: Sequence[str], content: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Item vectors: learned embedding (zero for items the model never saw) + projection;
+        and which items have a learned embedding (the others are placed by text alone)."""
+        tokens = self._tokens(item_ids)
+        vectors = (self._learned[tokens] + self.project(content)).astype(np.float32)
+        return vectors, self._has_learned[tokens]
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,10 @@ class Parameters(BaseModel):
     query_weight: float = Field(0.7, ge=0, le=1)
     """Share of relevance a request's free-text query takes; the history takes the rest
     (without history the query takes all of it)."""
+    new_item_confidence: float = Field(1.0, ge=0, le=3)
+    """How far relevance trusts items newer than the model (placed by their text alone): 1
+    scores one like a known item whose content is as close to the user; lower shrinks new
+    items toward the average known item (fewer shown), higher favours them."""
 
     def merged(self, values: dict[str, Any]) -> Parameters:
         """These parameters with ``values`` (validated) replacing their fields."""

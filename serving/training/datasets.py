@@ -163,6 +163,11 @@ def with_targets_in(split: Split, items: np.ndarray) -> Split:
     return _users(split, np.flatnonzero(np.isin(split.targets, items)))
 
 
+def without_targets_in(split: Split, items: np.ndarray) -> Split:
+    """The users of ``split`` whose target is not one of ``items`` (tokens)."""
+    return _users(split, np.flatnonzero(~np.isin(split.targets, items)))
+
+
 def _users(split: Split, keep: np.ndarray) -> Split:
     return Split(
         users=split.users[keep],

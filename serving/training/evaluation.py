@@ -16,6 +16,13 @@ from typing import Protocol
 import numpy as np
 import torch
 
+from serving.core.newitems import (
+    calibrated_new_scores,
+    content_profile,
+    recent_positive,
+    reference_sample,
+    unit_rows,
+)
 from serving.models.user_encoder import UserEncoder
 from serving.training.datasets import Split
 from serving.training.trainer import left_pad
@@ -104,15 +111,36 @@ def ndcg_at_10(scorer: Scorer, split: Split, num_items: int) -> float:
 
 
 class ModelScorer:
-    """The user encoder: last position's output against every item vector."""
+    """The user encoder: last position's output against every item vector, items without
+    a learned embedding (newer than the model) set on the known items' scale as the
+    orchestrator sets them (``serving.core.newitems``, with the ``new_item_confidence``
+    parameter's value; ``calibrate_new=False``: raw scores)."""
 
-    def __init__(self, model: UserEncoder, content: torch.Tensor, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        model: UserEncoder,
+        content: torch.Tensor,
+        device: str = "cpu",
+        calibrate_new: bool = True,
+        new_item_confidence: float = 1.0,
+    ) -> None:
         self.model = model
         self.device = torch.device(device)
         self.content = content.to(self.device)
+        self.confidence = new_item_confidence
         tokens = torch.arange(1, model.config.num_items + 1, device=self.device)
         with torch.inference_mode():
-            self.items = model.to(self.device).item_vectors(tokens, self.content[tokens])
+            model = model.to(self.device)
+            self.items = model.item_vectors(tokens, self.content[tokens])
+            learned = model.item_embedding.weight[1:].detach().float().cpu().numpy()
+            # Columns (token - 1) of the items placed by text alone, and the known ones
+            # whose content parts set their scale.
+            has_learned = np.any(learned != 0, axis=1)
+            self.unlearned = np.flatnonzero(~has_learned) if calibrate_new else np.zeros(0, int)
+            self.reference = reference_sample(np.flatnonzero(has_learned))
+            reference_tokens = torch.from_numpy(self.reference + 1).to(self.device)
+            self.projected = model.content_projection(self.content[reference_tokens])
+        self.unit_content = unit_rows(content[1:].float().numpy())
 
     @torch.inference_mode()
     def scores(self, inputs: Sequence[np.ndarray], types: Sequence[np.ndarray]) -> np.ndarray:
@@ -121,7 +149,30 @@ class ModelScorer:
         tokens, kinds = left_pad(inputs, types, max(width, 1))
         tokens, kinds = tokens.to(self.device), kinds.to(self.device)
         hidden, _ = self.model(tokens, kinds, self.content[tokens])
-        return (hidden[:, -1] @ self.items.T).float().cpu().numpy()
+        users = hidden[:, -1].float()
+        scores = (users @ self.items.float().T).cpu().numpy()
+        if len(self.unlearned) and len(self.reference) >= 2:
+            content_part = (users @ self.projected.float().T).cpu().numpy()
+            similarity = self._profiles(inputs, types) @ self.unit_content.T
+            scores[:, self.unlearned] = calibrated_new_scores(
+                scores[:, self.unlearned],
+                scores[:, self.reference],
+                content_part,
+                self.confidence,
+                (similarity[:, self.unlearned], similarity[:, self.reference]),
+            )
+        return scores
+
+    def _profiles(self, inputs: Sequence[np.ndarray], types: Sequence[np.ndarray]) -> np.ndarray:
+        """(users, content dim) what each user's latest positive items are about (zeros
+        for a user with none: no similarity evidence)."""
+        profiles = np.zeros((len(inputs), self.unit_content.shape[1]), np.float32)
+        for row, (sequence, kinds) in enumerate(zip(inputs, types, strict=True)):
+            recent = recent_positive(list(sequence), list(kinds))
+            profile = content_profile(self.unit_content[np.asarray(recent, np.int64) - 1])
+            if profile is not None:
+                profiles[row] = profile
+        return profiles
 
 
 def format_table(rows: dict[str, Report]) -> list[list[str]]:

@@ -73,7 +73,13 @@ def train_run(
     valid = datasets.leave_one_out(dataset, "valid")
 
     def validate(model: torch.nn.Module) -> float:
-        scorer = evaluation.ModelScorer(model, table, options.device)  # type: ignore[arg-type]
+        # Items absent from training are not in the validation data's world either.
+        scorer = evaluation.ModelScorer(
+            model,  # type: ignore[arg-type]
+            table,
+            options.device,
+            calibrate_new=False,
+        )
         return evaluation.ndcg_at_10(scorer, valid, dataset.num_items)
 
     model, losses, validations, best_epoch, stopped = trainer.fit(
@@ -134,13 +140,13 @@ def aligned(run: Run, dataset: datasets.Dataset) -> None:
 
 
 def model_scorers(
-    dataset: datasets.Dataset, runs: dict[str, Run], device: str
+    dataset: datasets.Dataset, runs: dict[str, Run], device: str, calibrate_new: bool = True
 ) -> dict[str, evaluation.Scorer]:
     scorers: dict[str, evaluation.Scorer] = {}
     for name, run in runs.items():
         aligned(run, dataset)
         table = trainer.content_table(run.content)
-        scorers[name] = evaluation.ModelScorer(run.model, table, device)
+        scorers[name] = evaluation.ModelScorer(run.model, table, device, calibrate_new)
     return scorers
 
 
@@ -208,10 +214,14 @@ def compare_cold(
 ) -> Comparison:
     """Runs trained with ``cold`` on the test users whose target is a cold item (rows named
     "... · cold items"), with content similarity as the baseline: popularity and EASE
-    cannot rank an item nobody has interacted with. ``impute`` (k): each content run also
-    scored with the cold items' learned embeddings imputed from their k nearest known
-    items (rows "... + k-NN imputation")."""
-    split = datasets.with_targets_in(datasets.leave_one_out(dataset, "test"), cold)
+    cannot rank an item nobody has interacted with; and on the other test users, whose
+    target is a known item competing with the new ones (rows "... · known items"). Runs
+    score new items calibrated, as served, and also raw (rows "... , raw new-item
+    scores"). ``impute`` (k): each content run also scored with the cold items' learned
+    embeddings imputed from their k nearest known items (rows "... + k-NN imputation")."""
+    test = datasets.leave_one_out(dataset, "test")
+    split = datasets.with_targets_in(test, cold)
+    known = datasets.without_targets_in(test, cold)
     if impute:
         runs = {
             **runs,
@@ -219,13 +229,17 @@ def compare_cold(
                for name, run in runs.items() if run.content.any()},
         }  # fmt: skip
     scorers = model_scorers(dataset, runs, device)
+    raw = model_scorers(dataset, runs, device, calibrate_new=False)
+    scorers |= {f"{name}, raw new-item scores": scorer for name, scorer in raw.items()}
     scorers[CONTENT] = baselines.ContentSimilarity(content)
     reports = {
-        f"{name} · cold items": evaluation.evaluate(scorer, split, dataset.num_items)
+        f"{name} · {label}": evaluation.evaluate(scorer, users, dataset.num_items)
+        for label, users in (("cold items", split), ("known items", known))
         for name, scorer in scorers.items()
     }
     note = (
         f"cold items: {len(cold)} items ({len(cold) / dataset.num_items:.0%} of the catalogue)"
         f" never seen in training; the {len(split.targets)} test users whose target is one"
+        f" (cold items), the {len(known.targets)} others (known items)"
     )
     return Comparison(reports, [note])

@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
+
 from serving.adapters.postgres.db import PROJECT_ROOT
 from serving.client import RecsysClient
 from serving.config import Settings
@@ -43,6 +45,12 @@ def test_settings(state: Path, **overrides: object) -> Settings:
         impression_flush_ms=50,
     )
     return side_by_side_settings(state, **(values | overrides))
+
+
+def query(platform: Running, sql: str, *args: object) -> list[tuple]:
+    """Rows of ``sql`` run on the platform's database."""
+    with psycopg.connect(platform.url) as conn:
+        return conn.execute(sql, args).fetchall()
 
 
 @contextlib.contextmanager

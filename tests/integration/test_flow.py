@@ -9,21 +9,15 @@ from datetime import UTC, datetime, timedelta
 
 import grpc
 import numpy as np
-import psycopg
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from serving.client import Event, RecsysClient
 from serving.core.domain import Item
-from tests.integration.platform import Running, wait_for_version
+from tests.integration.platform import Running, query, wait_for_version
 
 pytestmark = pytest.mark.integration
-
-
-def query(platform: Running, sql: str, *args: object) -> list[tuple]:
-    with psycopg.connect(platform.url) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
 def embeddings(platform: Running) -> dict[str, np.ndarray]:

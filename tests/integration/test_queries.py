@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import grpc
-import psycopg
 import pytest
 from recsys.v1 import recsys_pb2 as pb
 from recsys.v1 import recsys_pb2_grpc as pb_grpc
@@ -21,7 +20,7 @@ from recsys.v1 import recsys_pb2_grpc as pb_grpc
 from serving.client import Event, RecsysClient
 from serving.core.domain import Item
 from serving.core.validation import MAX_QUERY_LENGTH
-from tests.integration.platform import ADMIN_TOKEN, Running
+from tests.integration.platform import ADMIN_TOKEN, Running, query
 
 pytestmark = pytest.mark.integration
 
@@ -64,11 +63,6 @@ _SHELF = [
         "Charts of galaxies, nebulae and star clusters visible with a telescope.",
     ),
 ]
-
-
-def query(platform: Running, sql: str, *args: object) -> list[tuple]:
-    with psycopg.connect(platform.url) as conn:
-        return conn.execute(sql, args).fetchall()
 
 
 @pytest.fixture(scope="module")

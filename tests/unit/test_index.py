@@ -25,8 +25,9 @@ def space() -> ItemSpace:
 
 
 def test_item_vectors_add_the_learned_embedding_to_projected_content():
-    vectors = space().vectors(["a", "new"], np.full((2, 384), 0.01, np.float32))
+    vectors, learned = space().vectors(["a", "new"], np.full((2, 384), 0.01, np.float32))
     assert np.allclose(vectors, [[13.84, 3.84], [3.84, 3.84]])
+    assert learned.tolist() == [True, False]
 
 
 def test_upsert_adds_replaces_and_keeps_vectors_current():

@@ -52,6 +52,7 @@ def test_by_content_is_the_nearest_allowed_content_first() -> None:
         published=np.zeros(n),
         live=np.ones(n, bool),
         window=np.tile([-np.inf, np.inf], (n, 1)),
+        learned=np.zeros(n, bool),
     )
     allowed = np.array([False, True, True, True])
     retrieval = by_content(arrays, unit(1, 0), allowed, 2)

@@ -10,6 +10,7 @@ from serving.core.domain import EventType
 from serving.core.errors import Status
 from serving.core.index import IndexArrays
 from serving.core.itemspace import UserEncoding
+from serving.core.newitems import NewItems
 from serving.core.parameters import Parameters
 from serving.core.ranking import explore
 from serving.core.ranking.explain import explanations
@@ -31,6 +32,7 @@ def arrays(vectors: np.ndarray) -> IndexArrays:
         published=np.zeros(n),
         live=np.ones(n, bool),
         window=np.tile([-np.inf, np.inf], (n, 1)),
+        learned=np.zeros(n, bool),
     )
 
 
@@ -73,7 +75,12 @@ class OnlyFirst:
         self.calls = 0
 
     def retrieve(
-        self, arrays: IndexArrays, query: np.ndarray, allowed: np.ndarray, k: int
+        self,
+        arrays: IndexArrays,
+        query: np.ndarray,
+        allowed: np.ndarray,
+        k: int,
+        new_items: NewItems | None = None,
     ) -> Retrieval:
         self.calls += 1
         first = np.flatnonzero(allowed)[:1]

@@ -14,6 +14,7 @@ import numpy as np
 from serving.core.domain import NEGATIVE_EVENTS, EventType, ScoredItem
 from serving.core.index import ItemIndex
 from serving.core.itemspace import UserEncoding
+from serving.core.newitems import NewItems, content_profile, recent_positive
 from serving.core.parameters import Parameters
 from serving.core.ranking import explore
 from serving.core.ranking.blend import Blend, blend, negative_similarity, query_share
@@ -70,7 +71,7 @@ class RankingPipeline:
         adds its own pool and takes its share of relevance."""
         allowed = allowed_items(index, signals.available, rules)
         pool_size = max(params.candidate_pool_size, k)
-        retrieval = self._retrieve(index, signals, params, encoding, allowed, pool_size)
+        retrieval = self._retrieve(index, signals, params, encoding, history, allowed, pool_size)
         thompson = explore.thompson(params)
         candidates = retrieval.candidates
         by_query = None
@@ -128,12 +129,16 @@ class RankingPipeline:
         signals: CatalogueSignals,
         params: Parameters,
         encoding: UserEncoding | None,
+        history: Sequence[tuple[str, EventType]],
         allowed: np.ndarray,
         pool_size: int,
     ) -> Retrieval:
         """By the user vector, or by the popularity/freshness prior without a model."""
         if encoding is not None:
-            return self.retriever.retrieve(index.arrays, encoding.vector, allowed, pool_size)
+            new_items = NewItems(params.new_item_confidence, _profile(index, history))
+            return self.retriever.retrieve(
+                index.arrays, encoding.vector, allowed, pool_size, new_items
+            )
         prior = params.popularity_weight * signals.popularity
         return by_prior(prior + params.freshness_weight * signals.freshness, allowed, pool_size)
 
@@ -180,6 +185,14 @@ class RankingPipeline:
         ]
         inclusion = np.where(np.isin(ranking.candidates, ranking.positions), 1.0 - epsilon, floor)
         return Ranking(items, positions, ranking.candidates, inclusion, ranking.allowed, floor)
+
+
+def _profile(index: ItemIndex, history: Sequence[tuple[str, EventType]]) -> np.ndarray | None:
+    """What the history's latest positive items are about (their texts' mean embedding)."""
+    positions = [index.position(item_id) for item_id, _ in history]
+    known = [(p, int(t)) for p, (_, t) in zip(positions, history, strict=True) if p is not None]
+    recent = recent_positive([p for p, _ in known], [t for _, t in known])
+    return content_profile(index.arrays.content[recent])
 
 
 def _negatives(index: ItemIndex, history: Sequence[tuple[str, EventType]]) -> list[int]:

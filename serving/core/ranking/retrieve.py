@@ -14,6 +14,7 @@ from typing import Protocol
 import numpy as np
 
 from serving.core.index import IndexArrays
+from serving.core.newitems import NewItems, user_scores
 from serving.core.ranking.signals import relevance_signal
 
 
@@ -38,29 +39,40 @@ class Retrieval:
 
 
 class Retriever(Protocol):
-    """Finds the ``k`` allowed items with the highest inner product with ``query``.
+    """Finds the ``k`` allowed items with the highest inner product with ``query``, a
+    user vector; items newer than the model scored as ``newitems`` sets them, with
+    ``new_items`` (default: confidence 1, no profile).
 
     ``arrays`` are replaced, never mutated, when the catalogue changes: an index library
     can key its built structure on their identity."""
 
     def retrieve(
-        self, arrays: IndexArrays, query: np.ndarray, allowed: np.ndarray, k: int
+        self,
+        arrays: IndexArrays,
+        query: np.ndarray,
+        allowed: np.ndarray,
+        k: int,
+        new_items: NewItems | None = None,
     ) -> Retrieval: ...
 
 
 class MatrixProduct:
-    """Exact retrieval: one matrix product over every item vector."""
+    """Exact retrieval: one matrix product over every item vector (items newer than the
+    model set on the known items' scale, ``newitems``)."""
 
     def retrieve(
-        self, arrays: IndexArrays, query: np.ndarray, allowed: np.ndarray, k: int
+        self,
+        arrays: IndexArrays,
+        query: np.ndarray,
+        allowed: np.ndarray,
+        k: int,
+        new_items: NewItems | None = None,
     ) -> Retrieval:
-        return exact(arrays.vectors, query, allowed, k)
+        return best_of(user_scores(arrays, query, new_items or NewItems()), allowed, k)
 
 
-def exact(matrix: np.ndarray, query: np.ndarray, allowed: np.ndarray, k: int) -> Retrieval:
-    """The ``k`` allowed rows of ``matrix`` with the highest inner product with ``query``,
-    scored against every row."""
-    scores = matrix @ query
+def best_of(scores: np.ndarray, allowed: np.ndarray, k: int) -> Retrieval:
+    """The ``k`` allowed items with the highest ``scores`` (one per catalogue item)."""
     candidates = top_k(np.where(allowed, scores, -np.inf), k)
     return Retrieval(candidates, scores.__getitem__, scores)
 
@@ -69,7 +81,7 @@ def by_content(arrays: IndexArrays, query: np.ndarray, allowed: np.ndarray, k: i
     """A free-text query's (or an anchor item's) pool: the allowed items whose content
     embeddings are closest to ``query``, a content embedding of the same encoder (both
     normalised, so the inner product is the cosine similarity)."""
-    return exact(arrays.content, query, allowed, k)
+    return best_of(arrays.content @ query, allowed, k)
 
 
 def by_prior(prior: np.ndarray, allowed: np.ndarray, k: int) -> Retrieval:

@@ -1,0 +1,96 @@
+"""Items newer than the model placed by their text, over the public API (real tritonserver
+with MiniLM and the demo's user encoder, real PostgreSQL).
+
+The demo catalogue has no beekeeping: the module adds a beekeeping shelf with UpsertItems,
+items the served model never saw, published long ago so that freshness does not carry
+them. A user who clicks a few of them must get mostly beekeeping next; with
+``new_item_confidence`` at 0 (new items shrunk to the average known item) the same user
+gets almost none, which is what every user got before new items were calibrated."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import pytest
+
+from serving.client import Event, RecsysClient
+from serving.core.domain import Item
+from tests.integration.platform import ADMIN_TOKEN, Running, query, set_parameters
+
+pytestmark = pytest.mark.integration
+
+CLICKED = 5
+_SHELF = [
+    ("The Beekeeper's Handbook", "Hives, frames and the seasons of a honey bee colony."),
+    ("Langstroth Hive Starter Kit", "A ten-frame hive body, foundation and an entrance reducer."),
+    ("Beekeeping Veil and Jacket", "Protective clothing for inspecting a hive of honey bees."),
+    ("Honey Extractor, 4 Frames", "Spin the honey out of capped frames without breaking comb."),
+    ("Queen Rearing Made Simple", "Raise your own queen bees and split strong colonies."),
+    ("Hive Smoker with Heat Shield", "Calms the bees while you open the hive for an inspection."),
+    ("Varroa Mite Treatment Guide", "Keep your honey bee colonies healthy through the winter."),
+    ("Wildflower Honey Harvest", "From the apiary to the jar: harvesting and bottling honey."),
+    ("Top Bar Hive Plans", "Build a horizontal hive for natural beekeeping."),
+    ("Swarm Catching for Beginners", "Bait hives and how to collect a swarm of honey bees."),
+    ("Beeswax Candle Making", "Render the wax from your hives into candles and balms."),
+    ("Plants for Pollinators", "Flowers that feed honey bees from early spring to autumn."),
+    ("The Apiary Year", "Month by month tasks for keeping bees and healthy hives."),
+    ("Hive Tool and Frame Grip", "Pry apart propolis-sealed frames during hive inspections."),
+    ("Observation Hive for Schools", "Watch the honey bees build comb behind glass."),
+    ("Overwintering Your Bees", "Insulation, feeding and ventilation for colonies in winter."),
+]
+
+
+@pytest.fixture(scope="module")
+def beekeeping(platform: Running) -> Iterator[list[str]]:
+    """The planted items' ids (taken down again after the module)."""
+    run = uuid.uuid4().hex[:8]
+    long_ago = datetime(2016, 5, 1, tzinfo=UTC)
+    items = [
+        Item(f"bees-{run}-{n:02d}", title, text, ("beekeeping",), ("bees",), long_ago)
+        for n, (title, text) in enumerate(_SHELF)
+    ]
+    with RecsysClient(platform.target, retries=0, timeout_s=60) as sdk:
+        assert sdk.upsert_items(items) == len(items)
+        yield [item.item_id for item in items]
+        sdk.delete_items([item.item_id for item in items])
+
+
+@pytest.fixture(scope="module")
+def admin(platform: Running) -> Iterator[RecsysClient]:
+    """An admin client; the parameters this module changes are restored after it."""
+    with RecsysClient(platform.target, token=ADMIN_TOKEN, timeout_s=30) as client:
+        before = client.get_parameters()["parameters"]
+        yield client
+        names = ("exploration", "new_item_confidence")
+        set_parameters(client, **{name: before[name] for name in names})
+
+
+def test_the_planted_items_are_new_to_the_served_model(platform, beekeeping):
+    rows = query(
+        platform,
+        "SELECT vocabulary FROM model_artifacts ORDER BY version DESC LIMIT 1",
+    )
+    assert rows and set(beekeeping).isdisjoint(rows[0][0])
+
+
+def test_a_user_who_clicks_new_items_gets_their_topic_next(admin, beekeeping):
+    # Exploration off: Thompson draws would make "mostly beekeeping" a matter of luck.
+    set_parameters(admin, exploration="off", new_item_confidence=1.0)
+    user = f"bee-curious-{uuid.uuid4()}"
+    clicked = beekeeping[:CLICKED]
+    admin.log_feedback([Event(item_id=i, type="click", user_id=user) for i in clicked])
+    answer = admin.recommend(user, k=10)
+    assert not answer.degraded and answer.model_version != ""
+    on_topic = [i for i in answer.item_ids if i in beekeeping]
+    assert len(on_topic) >= 6, answer.item_ids  # most of the list
+    assert set(answer.item_ids).isdisjoint(clicked)
+    # Relevance put them there, not freshness (published years ago) nor exploration.
+    for item in answer.items:
+        if item.item_id in beekeeping:
+            assert item.components["relevance"] > 0.5, item.components
+
+    set_parameters(admin, new_item_confidence=0.0)
+    shrunk = admin.recommend(user, k=10)
+    assert sum(i in beekeeping for i in shrunk.item_ids) <= 2, shrunk.item_ids
