@@ -15,6 +15,10 @@ Kubernetes defines it, and nothing else is changed:
   names to that Service's pods, which is what its DNS CNAME does.
 * Jobs (not a kind podman 4.3 plays) run as their pod template, recreated after a
   failure with the Job's back-off until ``backoffLimit``.
+* emptyDirs: podman 4.3 makes a named volume of each, by the volume's name, so pods that
+  call theirs ``tmp`` would share one; each gets the workload's name as a prefix (one
+  per pod, removed with it), and a ``medium: Memory`` one is a tmpfs of its ``sizeLimit``
+  (world-writable, as Kubernetes makes them) created before the pod.
 * ``imagePullPolicy: Always`` becomes ``IfNotPresent``: the images were built into the
   local storage and there is no registry to pull from.
 * Readiness: podman has no readiness, and its liveness checks need systemd timers; the
@@ -108,10 +112,25 @@ class Workload:
             spec = doc["spec"]
         else:
             spec = doc["spec"]["template"]["spec"]
+        private = {v["name"] for v in spec.get("volumes", []) if "emptyDir" in v}
+        for volume in spec.get("volumes", []):
+            if volume["name"] in private:
+                volume["name"] = f"{self.name}-{volume['name']}"
         for container in [*spec.get("initContainers", []), *spec["containers"]]:
             if container.get("imagePullPolicy") == "Always":
                 container["imagePullPolicy"] = "IfNotPresent"
+            for mount in container.get("volumeMounts", []):
+                if mount["name"] in private:
+                    mount["name"] = f"{self.name}-{mount['name']}"
         return doc
+
+    def empty_dirs(self) -> dict[str, Doc]:
+        """The podman volume name of each emptyDir -> its emptyDir spec."""
+        return {
+            f"{self.name}-{v['name']}": v["emptyDir"] or {}
+            for v in self.template["spec"].get("volumes", [])
+            if "emptyDir" in v
+        }
 
 
 class Manifests:
@@ -215,6 +234,22 @@ class Cluster:
     def play(self, name: str) -> None:
         """Start one workload (with every ConfigMap: podman resolves envFrom per play)."""
         workload = self.manifests.workloads[name]
+        for volume, empty_dir in workload.empty_dirs().items():
+            self.engine.run("podman", "volume", "rm", "--force", volume, check=False)
+            if empty_dir.get("medium") == "Memory":
+                options = _tmpfs_options(empty_dir, workload.template["spec"])
+                self.engine.run(
+                    "podman",
+                    "volume",
+                    "create",
+                    "--opt",
+                    "type=tmpfs",
+                    "--opt",
+                    "device=tmpfs",
+                    "--opt",
+                    f"o={options}",
+                    volume,
+                )
         docs = [*self.manifests.of_kind("ConfigMap"), workload.playable()]
         path = self.workdir / f"{name}.yaml"
         path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
@@ -310,7 +345,7 @@ class Cluster:
             except EngineError:
                 pass  # the pod is being (re)created
             time.sleep(2)
-        raise TimeoutError(f"{name} not ready after {timeout_s:.0f} s:\n{self._all_logs(name)}")
+        raise TimeoutError(f"{name} not ready after {timeout_s:.0f} s:\n{self.all_logs(name)}")
 
     def run_job(self, name: str, timeout_s: float, max_backoff_s: float = 60) -> int:
         """Run a Job to completion the way the Job controller does; returns the attempts."""
@@ -333,9 +368,10 @@ class Cluster:
             time.sleep(min(10 * 2**attempt, max_backoff_s, max(deadline - time.monotonic(), 0)))
             if time.monotonic() >= deadline:
                 break
-        raise RuntimeError(f"Job {name} failed:\n{self._all_logs(name)}")
+        raise RuntimeError(f"Job {name} failed:\n{self.all_logs(name)}")
 
-    def _all_logs(self, name: str) -> str:
+    def all_logs(self, name: str) -> str:
+        """The last lines of each container of a workload."""
         spec = self.manifests.workloads[name].template["spec"]
         names = [c["name"] for c in [*spec.get("initContainers", []), *spec["containers"]]]
         return "\n".join(f"--- {c}\n{self.logs(name, c)}" for c in names)
@@ -346,10 +382,19 @@ class Cluster:
         path = self.workdir / f"{name}.yaml"
         if path.exists():
             self.engine.run("podman", "kube", "down", str(path), check=False, timeout_s=120)
-        pod = self.manifests.workloads[name].pod_name
+        workload = self.manifests.workloads[name]
         self.engine.run(
-            "podman", "pod", "rm", "--force", "--ignore", pod, check=False, timeout_s=120
+            "podman",
+            "pod",
+            "rm",
+            "--force",
+            "--ignore",
+            workload.pod_name,
+            check=False,
+            timeout_s=120,
         )
+        for volume in workload.empty_dirs():
+            self.engine.run("podman", "volume", "rm", "--force", volume, check=False)
 
     def teardown(self) -> list[str]:
         """Remove every pod, volume, secret and the network; returns what was left over."""
@@ -361,8 +406,6 @@ class Cluster:
             )
         for secret in self.manifests.of_kind("Secret"):
             self.engine.run("podman", "secret", "rm", secret["metadata"]["name"], check=False)
-        # emptyDir volumes: podman 4.3 makes named volumes of them (by volume name).
-        self.engine.run("podman", "volume", "prune", "--force", check=False)
         self.engine.run("podman", "network", "rm", "--force", self.network, check=False)
         return self.leftovers()
 
@@ -380,6 +423,22 @@ class Cluster:
         networks = self.engine.run("podman", "network", "ls", "--format", "{{.Name}}").stdout
         left += [f"network {n}" for n in networks.split() if n == self.network]
         return left
+
+
+def _tmpfs_options(empty_dir: Doc, pod_spec: Doc) -> str:
+    """Mount options of a ``medium: Memory`` emptyDir: owned by the pod's user and fsGroup
+    (podman's mode option is not applied to tmpfs volumes, its uid/gid are), at most
+    ``sizeLimit`` (podman reads ``size`` as a quota, tmpfs's ``nr_blocks`` passes)."""
+    context = pod_spec.get("securityContext", {})
+    uid = context.get("runAsUser", 0)
+    gid = context.get("fsGroup", context.get("runAsGroup", uid))
+    options = f"uid={uid},gid={gid}"
+    limit = str(empty_dir.get("sizeLimit", ""))
+    factors = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    for suffix, factor in factors.items():
+        if limit.endswith(suffix):
+            options += f",nr_blocks={int(limit[: -len(suffix)]) * factor // 4096}"
+    return options
 
 
 def _grpc_serving(target: str, service: str, timeout_s: float) -> bool:
