@@ -278,7 +278,8 @@ def check_dashboard(cluster: Cluster, report: Report) -> None:
 
 
 def check_triton_restart(cluster: Cluster, report: Report) -> None:
-    """Kill Triton: degraded answers, then podman's restart and the model again."""
+    """Kill Triton: degraded answers, then podman's restart (the Deployment's restartPolicy)
+    and the model again."""
     from serving.client import RecsysClient
 
     triton = cluster.manifests.workloads["triton"].container_name("triton")
@@ -289,7 +290,10 @@ def check_triton_restart(cluster: Cluster, report: Report) -> None:
     target = f"{cluster.pod_ip('orchestrator')}:50051"
     with RecsysClient(target, timeout_s=30, retries=0) as client:
         killed = time.monotonic()
-        cluster.engine.run("podman", "kill", "--signal", "KILL", triton)
+        # A crash (as the OOM killer would): SIGKILL to the server process from outside.
+        # (`podman kill` is a stop by the user, which podman's restart policy ignores.)
+        pid = cluster.engine.run("podman", "inspect", triton, "--format", "{{.State.Pid}}")
+        os.kill(int(pid.stdout.strip()), signal.SIGKILL)
 
         def degraded() -> Any:
             rec = client.recommend("podman-user", k=5)

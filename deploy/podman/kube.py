@@ -13,6 +13,9 @@ Kubernetes defines it, and nothing else is changed:
   alias of the pods it selects (ports must equal the container ports: no port mapping
   here); an ExternalName Service pointing at another Service of the namespace adds its
   names to that Service's pods, which is what its DNS CNAME does.
+* Init containers run first, each as a pod of its own with the workload's volumes, to
+  completion (podman 4.3's own init containers race without systemd: it tries to remove
+  one it still sees running, and the play fails).
 * Jobs (not a kind podman 4.3 plays) run as their pod template, recreated after a
   failure with the Job's back-off until ``backoffLimit``.
 * emptyDirs: podman 4.3 makes a named volume of each, by the volume's name, so pods that
@@ -122,7 +125,31 @@ class Workload:
             for mount in container.get("volumeMounts", []):
                 if mount["name"] in private:
                     mount["name"] = f"{self.name}-{mount['name']}"
+        # Init containers run as pods of their own first (init_pods): podman 4.3's own
+        # handling races without systemd (it removes one it sees as still running).
+        spec.pop("initContainers", None)
         return doc
+
+    def init_pods(self) -> list[Doc]:
+        """One Pod per init container, in order, sharing the workload's volumes."""
+        played = self.playable()
+        spec = played["spec"] if played["kind"] == "Pod" else played["spec"]["template"]["spec"]
+        pods = []
+        for container in self.template["spec"].get("initContainers", []):
+            container = copy.deepcopy(container)
+            container["imagePullPolicy"] = "IfNotPresent"
+            for mount in container.get("volumeMounts", []):
+                if f"{self.name}-{mount['name']}" in self.empty_dirs():
+                    mount["name"] = f"{self.name}-{mount['name']}"
+            pods.append(
+                {
+                    "apiVersion": "v1",
+                    "kind": "Pod",
+                    "metadata": {"name": f"{self.name}-init-{container['name']}"},
+                    "spec": {**spec, "restartPolicy": "Never", "containers": [container]},
+                }
+            )
+        return pods
 
     def empty_dirs(self) -> dict[str, Doc]:
         """The podman volume name of each emptyDir -> its emptyDir spec."""
@@ -234,6 +261,35 @@ class Cluster:
     def play(self, name: str) -> None:
         """Start one workload (with every ConfigMap: podman resolves envFrom per play)."""
         workload = self.manifests.workloads[name]
+        docs = [*self.manifests.of_kind("ConfigMap"), workload.playable()]
+        path = self.workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
+        network = self.network
+        if workload.aliases:
+            network += ":" + ",".join(f"alias={alias}" for alias in workload.aliases)
+        self.played.append(name)
+        self._create_empty_dirs(workload)
+        for pod in workload.init_pods():
+            self._run_init_pod(pod)
+        self.engine.run("podman", "kube", "play", "--network", network, str(path), timeout_s=300)
+
+    def _run_init_pod(self, pod: Doc, timeout_s: float = 600) -> None:
+        """Run one init container to completion (exit 0), then remove its pod."""
+        name = pod["metadata"]["name"]
+        path = self.workdir / f"{name}.yaml"
+        path.write_text(yaml.safe_dump_all([*self.manifests.of_kind("ConfigMap"), pod]))
+        self.engine.run(
+            "podman", "kube", "play", "--network", self.network, str(path), timeout_s=300
+        )
+        container = f"{name}-{pod['spec']['containers'][0]['name']}"
+        code = self.engine.run("podman", "wait", container, timeout_s=timeout_s).stdout.strip()
+        logs = self.engine.run("podman", "logs", container, check=False)
+        self.engine.run("podman", "pod", "rm", "--force", name, check=False, timeout_s=120)
+        if code != "0":
+            raise EngineError(f"init container {name} exited {code}:\n{logs.stdout}{logs.stderr}")
+
+    def _create_empty_dirs(self, workload: Workload) -> None:
+        """Fresh emptyDirs for a new pod; the ``medium: Memory`` ones as tmpfs volumes."""
         for volume, empty_dir in workload.empty_dirs().items():
             self.engine.run("podman", "volume", "rm", "--force", volume, check=False)
             if empty_dir.get("medium") == "Memory":
@@ -250,14 +306,6 @@ class Cluster:
                     f"o={options}",
                     volume,
                 )
-        docs = [*self.manifests.of_kind("ConfigMap"), workload.playable()]
-        path = self.workdir / f"{name}.yaml"
-        path.write_text(yaml.safe_dump_all(docs, sort_keys=False))
-        network = self.network
-        if workload.aliases:
-            network += ":" + ",".join(f"alias={alias}" for alias in workload.aliases)
-        self.played.append(name)
-        self.engine.run("podman", "kube", "play", "--network", network, str(path), timeout_s=300)
 
     # -------------------------------------------------------------------------- state
 
@@ -382,7 +430,9 @@ class Cluster:
         path = self.workdir / f"{name}.yaml"
         if path.exists():
             self.engine.run("podman", "kube", "down", str(path), check=False, timeout_s=120)
-        workload = self.manifests.workloads[name]
+        self._remove_pod(self.manifests.workloads[name])
+
+    def _remove_pod(self, workload: Workload) -> None:
         self.engine.run(
             "podman",
             "pod",

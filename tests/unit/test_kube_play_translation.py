@@ -74,3 +74,22 @@ def test_a_service_that_maps_ports_is_refused(manifests: Manifests) -> None:
     service["spec"]["ports"][0]["port"] = 80
     with pytest.raises(ValueError, match="port mapping"):
         Manifests(docs)
+
+
+def test_init_containers_run_first_as_pods_with_the_workloads_volumes(manifests: Manifests) -> None:
+    triton = manifests.workloads["triton"]
+    assert "initContainers" not in triton.playable()["spec"]["template"]["spec"]
+    (init,) = triton.init_pods()
+    assert init["metadata"]["name"] == "triton-init-prepare-models"
+    assert init["spec"]["restartPolicy"] == "Never"
+    (container,) = init["spec"]["containers"]
+    assert container["command"] == ["recsys", "prepare-models"]
+    mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+    # the same volumes as Triton's own container: the claim, and the pod's emptyDirs
+    assert mounts == {
+        "model-repository": "/models",
+        "triton-tmp": "/tmp",
+        "triton-state": "/var/lib/recsys",
+    }
+    assert mounts.keys() <= {v["name"] for v in init["spec"]["volumes"]}
+    assert manifests.workloads["orchestrator"].init_pods() == []
