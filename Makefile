@@ -14,7 +14,8 @@ run: install
 	$(VENV)/bin/recsys up
 
 # lint first: the layer contracts, ruff and mypy are part of the suite.
-test: install deploy-tools chromium lint sdk-ts
+# images last: the containers test (tests/containers) runs what they build.
+test: install deploy-tools chromium lint sdk-ts container-tools images
 	$(PY) -m pytest
 
 # The TypeScript SDK (sdk/typescript): dependencies from its lockfile, types generated from

@@ -44,3 +44,32 @@ deploy-render: $(DEPLOY_TOOLS_STAMP)
 	for o in $(DEPLOY_OVERLAYS); do \
 	  $$kubectl kustomize deploy/k8s/overlays/$$o > build/k8s/$$o.yaml && echo "build/k8s/$$o.yaml"; \
 	done
+
+# ---------------------------------------------------------------------------------------------
+# Images and the deployment check without Docker or a cluster (deploy/README.md, "Without
+# Docker or a cluster"): podman/buildah with a configuration private to this checkout
+# (.state/podman, or $RECSYS_IMAGE_STATE/podman), a Debian 12 base built with mmdebstrap
+# and a pip wheelhouse, both cached in .state/images.
+#
+#   make container-tools  podman, buildah, runc, mmdebstrap (+ netavark, aardvark-dns) from apt
+#   make images           build every image of deploy/docker/, print their sizes
+#   make deploy-check     play overlays/podman with `podman kube play` and check it
+
+CONTAINER_TOOLS := podman buildah runc mmdebstrap netavark aardvark-dns
+
+.PHONY: container-tools images deploy-check
+
+# (sudo only when not root, as for chromium; netavark/aardvark-dns: podman's network with
+# DNS names, which the Services' aliases need)
+container-tools:
+	@missing=; for t in podman buildah runc mmdebstrap; do command -v $$t >/dev/null || missing=1; done; \
+	[ -x /usr/lib/podman/netavark ] && [ -x /usr/lib/podman/aardvark-dns ] || missing=1; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update && $$SUDO apt-get install -y $(CONTAINER_TOOLS); fi
+
+images: install container-tools
+	$(PY) -m deploy.podman.images
+
+deploy-check: images deploy-tools
+	$(PY) -m deploy.podman.check

@@ -7,12 +7,18 @@
 #       -t REGISTRY/recsys/migrations:TAG .
 # BuildKit reads deploy/docker/orchestrator.Dockerfile.dockerignore next to this file.
 
+# Any Debian-based Python 3.11 image with `python` and venv; `make images` passes a local
+# Debian 12 base built with mmdebstrap (deploy/podman/images.py).
 ARG PYTHON_IMAGE=python:3.11.7-slim-bookworm
 
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS builder
 # Only the orchestrator extra: no torch, transformers or streamlit (the models run in Triton).
 ARG GRPCIO_TOOLS_VERSION=1.81.0
+# Unset in production (PyPI); `make images` passes PIP_NO_INDEX=1 and PIP_FIND_LINKS=/wheels
+# with a wheelhouse mounted there (deploy/podman/images.py). ARGs reach RUN as env vars.
+ARG PIP_NO_INDEX
+ARG PIP_FIND_LINKS
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 # Code generation tools live in their own venv so they never reach the runtime image.

@@ -1,0 +1,1 @@
+"""Deployment tooling that runs on the developer's machine (not part of the served package)."""
