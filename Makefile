@@ -8,15 +8,19 @@ PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed-stamp
 PROTOS := $(wildcard protos/recsys/v1/*.proto)
 
-.PHONY: run test install proto lint bench clean chromium sdk-ts
+.PHONY: run test test-containers install proto lint bench clean chromium sdk-ts
 
 run: install
 	$(VENV)/bin/recsys up
 
-# lint first: the layer contracts, ruff and mypy are part of the suite.
-# images last: the containers test (tests/containers) runs what they build.
-test: install deploy-tools chromium lint sdk-ts container-tools images
+# lint first: the layer contracts, ruff and mypy are part of the suite. The containers test
+# (tests/containers: the images played from the manifests) is not in it yet: it runs with
+# `make test-containers` until it has proven steady from fresh clones (deploy/README.md).
+test: install deploy-tools chromium lint sdk-ts
 	$(PY) -m pytest
+
+test-containers: install deploy-tools container-tools images
+	$(PY) -m pytest -m containers tests/containers
 
 # The TypeScript SDK (sdk/typescript): dependencies from its lockfile, types generated from
 # protos/ and compiled to dist/. Its node tests run under pytest (tests/*/test_typescript_sdk.py).
