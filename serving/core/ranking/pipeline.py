@@ -189,10 +189,15 @@ class RankingPipeline:
 
 def _profile(index: ItemIndex, history: Sequence[tuple[str, EventType]]) -> np.ndarray | None:
     """What the history's latest positive items are about (their texts' mean embedding)."""
+    content = index.arrays.content
     positions = [index.position(item_id) for item_id, _ in history]
-    known = [(p, int(t)) for p, (_, t) in zip(positions, history, strict=True) if p is not None]
+    known = [
+        (p, int(t))
+        for p, (_, t) in zip(positions, history, strict=True)
+        if p is not None and p < len(content)  # an item upserted after this snapshot
+    ]
     recent = recent_positive([p for p, _ in known], [t for _, t in known])
-    return content_profile(index.arrays.content[recent])
+    return content_profile(content[recent])
 
 
 def _negatives(index: ItemIndex, history: Sequence[tuple[str, EventType]]) -> list[int]:
