@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     impression_batch_size: int = Field(1000, ge=1)
     index_refresh_s: float = Field(2.0, gt=0)
     """How often a server picks up items and statistics written by other replicas."""
+    exact_search_below: int = Field(50_000, ge=0)
+    """Catalogues with fewer items are retrieved by one exact matrix product; larger ones
+    through a FAISS inverted-file index (built in the background per model version)."""
     query_cache_size: int = Field(10_000, ge=0, le=10_000_000)
     """Free-text query embeddings each server keeps (least recently used out; 0 = none)."""
 

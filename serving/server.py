@@ -31,6 +31,7 @@ from serving.adapters.postgres.parameters import CHANNEL, PostgresParameters
 from serving.adapters.postgres.partitions import ensure_event_partitions
 from serving.adapters.postgres.rollups import PostgresRollups, RollupRefresher
 from serving.adapters.triton.client import TritonEncoders
+from serving.adapters.vectorsearch import FaissRetriever
 from serving.api.interceptors import (
     AdminAuthInterceptor,
     DecodingInterceptor,
@@ -149,6 +150,7 @@ class Platform:
             parameters,
             feedback,
             impressions,
+            retriever=FaissRetriever(exact_below=settings.exact_search_below),
             queries=QueryEmbeddings(encoders, settings.query_cache_size),
         )
         preview = PreviewService(PostgresLoggedLists(pool), feedback, recommender, parameters)

@@ -17,7 +17,7 @@ import numpy as np
 
 from serving.core.domain import EventType, Item
 from serving.core.itemspace import ItemSpace
-from serving.core.newitems import reference_sample
+from serving.core.newitems import reference_sample, unit_rows
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,9 @@ class IndexArrays:
     window: np.ndarray  # (N, 2) availability from / until, epoch seconds (-inf / +inf: open)
     learned: np.ndarray  # (N,) bool: has a learned embedding in the model space (False without)
     space: ItemSpace | None = None
+    written: np.ndarray | None = None
+    """(N,) int64: the index write that last set each row's vector (an index library keeps
+    what it built and scores the rows written since beside it); None: unknown."""
 
     @cached_property
     def unlearned(self) -> np.ndarray:
@@ -70,6 +73,11 @@ class IndexArrays:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         sample = reference_sample(np.flatnonzero(self.learned))
         return sample, self.space.project(self.content[sample])
+
+    @cached_property
+    def reference_unit_content(self) -> np.ndarray:
+        """The calibration reference's content embeddings, unit-normalised."""
+        return unit_rows(self.content[self.calibration_reference[0]])
 
     def available(self, now: float) -> np.ndarray:
         """Live items inside their availability window at ``now``."""
@@ -105,7 +113,9 @@ class ItemIndex:
             live=np.zeros(0, bool),
             window=np.zeros((0, 2)),
             learned=np.zeros(0, bool),
+            written=np.zeros(0, np.int64),
         )
+        self._writes = 0  # counts the writes of item vectors (``IndexArrays.written``)
         self.popularity = np.zeros(0)  # decayed engagement at popularity_at
         self.popularity_at = np.zeros(0)  # epoch seconds
         self.impressions = np.zeros(0)
@@ -207,6 +217,9 @@ class ItemIndex:
         ids = old.ids + tuple(item.item_id for item in self._items[len(old.ids) :])
         vectors = old.vectors
         learned = np.concatenate([old.learned, np.zeros(grow, bool)])
+        self._writes += 1
+        written = np.concatenate([self._written(old), np.zeros(grow, np.int64)])
+        written[rows] = self._writes
         if self.space is not None:
             # Only the rows written now need new vectors.
             vectors = np.concatenate(
@@ -220,8 +233,11 @@ class ItemIndex:
         self.impressions = np.concatenate([self.impressions, np.zeros(grow)])
         self.clicks = np.concatenate([self.clicks, np.zeros(grow)])
         self.arrays = IndexArrays(
-            ids, content, vectors, published, live, window, learned, self.space
+            ids, content, vectors, published, live, window, learned, self.space, written
         )
+
+    def _written(self, arrays: IndexArrays) -> np.ndarray:
+        return arrays.written if arrays.written is not None else np.zeros(len(arrays.ids), np.int64)
 
     def drop_space(self) -> None:
         """Rank without a model (the fallback) until a space is set again."""
@@ -235,6 +251,7 @@ class ItemIndex:
             old.live,
             old.window,
             np.zeros(len(old.ids), bool),
+            written=self._new_write(old),
         )
 
     def set_space(self, space: ItemSpace) -> None:
@@ -243,8 +260,21 @@ class ItemIndex:
         old = self.arrays
         vectors, learned = space.vectors(old.ids, old.content)
         self.arrays = IndexArrays(
-            old.ids, old.content, vectors, old.published, old.live, old.window, learned, space
+            old.ids,
+            old.content,
+            vectors,
+            old.published,
+            old.live,
+            old.window,
+            learned,
+            space,
+            self._new_write(old),
         )
+
+    def _new_write(self, old: IndexArrays) -> np.ndarray:
+        """Every row's vector written anew (another space, or none)."""
+        self._writes += 1
+        return np.full(len(old.ids), self._writes, np.int64)
 
     def count_impressions(self, positions: np.ndarray) -> None:
         """This replica just showed these items (in place: counts only ever grow)."""

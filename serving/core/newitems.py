@@ -120,22 +120,36 @@ def calibrated_new_scores(
     return np.where(np.isfinite(z), placed, new_content)
 
 
-def user_scores(arrays: IndexArrays, user: np.ndarray, new_items: NewItems) -> np.ndarray:
-    """Every item's score against the user vector, new items calibrated to known ones."""
-    scores: np.ndarray = arrays.vectors @ user
-    new = arrays.unlearned
+def user_scores(
+    arrays: IndexArrays,
+    user: np.ndarray,
+    new_items: NewItems,
+    positions: np.ndarray | None = None,
+) -> np.ndarray:
+    """Scores against the user vector of the items at ``positions`` (default: every item),
+    new items calibrated to known ones."""
+    vectors = arrays.vectors if positions is None else arrays.vectors[positions]
+    scores: np.ndarray = vectors @ user
+    if arrays.space is None:
+        return scores
+    new = arrays.unlearned if positions is None else np.flatnonzero(~arrays.learned[positions])
     reference, projected = arrays.calibration_reference
     if len(new) == 0 or len(reference) < 2:
         return scores
+    new_positions = new if positions is None else positions[new]
     similarity = None
     if new_items.profile is not None:
         profile = new_items.profile
         similarity = (
-            unit_rows(arrays.content[new]) @ profile,
-            unit_rows(arrays.content[reference]) @ profile,
+            unit_rows(arrays.content[new_positions]) @ profile,
+            arrays.reference_unit_content @ profile,
         )
     # A new item's vector is its content part alone: its raw score is that part's score.
     scores[new] = calibrated_new_scores(
-        scores[new], scores[reference], projected @ user, new_items.confidence, similarity
+        scores[new],
+        arrays.vectors[reference] @ user,
+        projected @ user,
+        new_items.confidence,
+        similarity,
     )
     return scores

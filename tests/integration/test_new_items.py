@@ -17,7 +17,15 @@ import pytest
 
 from serving.client import Event, RecsysClient
 from serving.core.domain import Item
-from tests.integration.platform import ADMIN_TOKEN, Running, query, set_parameters
+from serving.stack import free_port, wait_until
+from tests.integration.platform import (
+    ADMIN_TOKEN,
+    Running,
+    grpc_server,
+    query,
+    set_parameters,
+    wait_for_version,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -94,3 +102,43 @@ def test_a_user_who_clicks_new_items_gets_their_topic_next(admin, beekeeping):
     set_parameters(admin, new_item_confidence=0.0)
     shrunk = admin.recommend(user, k=10)
     assert sum(i in beekeeping for i in shrunk.item_ids) <= 2, shrunk.item_ids
+
+
+def test_a_server_retrieving_through_faiss_ranks_as_the_exact_one(
+    platform, admin, beekeeping, tmp_path
+):
+    """A second `recsys serve` on the same database and Triton that retrieves through the
+    FAISS index whatever the catalogue's size (``exact_search_below`` 1): it builds the
+    index for the served model (on its first Recommend with a user vector), gives the
+    bee-curious user the list the exact server gives, and an item upserted through it is
+    recommendable on its next call."""
+    version = set_parameters(admin, exploration="off", new_item_confidence=1.0)
+    user = f"bee-curious-{uuid.uuid4()}"
+    admin.log_feedback([Event(item_id=i, type="click", user_id=user) for i in beekeeping[:5]])
+    settings = platform.settings.model_copy(
+        update={"grpc_port": free_port(), "metrics_port": 0, "exact_search_below": 1}
+    )
+    log = tmp_path / "faiss-server.log"
+    with (
+        grpc_server(settings, log),
+        RecsysClient(settings.grpc_target, token=ADMIN_TOKEN, retries=0, timeout_s=30) as faiss,
+    ):
+        wait_for_version(faiss, version)
+        faiss.recommend(user, k=10)  # the first one with a user vector starts the build
+        assert wait_until(lambda: "vector index built" in log.read_text(), 60), log.read_text()
+        exact, served = admin.recommend(user, k=10), faiss.recommend(user, k=10)
+        assert not served.degraded
+        assert served.item_ids == exact.item_ids
+
+        late = Item(
+            f"bees-late-{uuid.uuid4().hex[:8]}",
+            "Bee Hotel for Solitary Bees",
+            "Hollow stems and drilled blocks where mason bees nest.",
+            ("beekeeping-late",),
+        )
+        assert faiss.upsert_items([late]) == 1
+        try:
+            only = faiss.recommend(user, k=3, context={"include_categories": "beekeeping-late"})
+            assert only.item_ids == [late.item_id]
+        finally:
+            faiss.delete_items([late.item_id])

@@ -1,0 +1,183 @@
+"""The FAISS retriever against exact search on the same arrays: recall with the serving
+filters on, items written after the build found at once, stale entries never served,
+rebuilds on growth and on a new model space, exact search below the threshold."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime
+
+import numpy as np
+import pytest
+
+from benchmarks.synthetic import synthetic_catalogue, synthetic_index
+from serving.adapters.vectorsearch import FaissRetriever
+from serving.core.domain import Item
+from serving.core.index import ItemIndex, StoredItem
+from serving.core.newitems import NewItems
+from serving.core.ranking.retrieve import MatrixProduct
+
+ITEMS, DIM, CONTENT = 20_000, 32, 8
+K = 300
+
+
+@pytest.fixture(scope="module")
+def catalogue() -> tuple[ItemIndex, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    synthetic = synthetic_catalogue(ITEMS, DIM, rng)
+    return synthetic_index(synthetic, CONTENT, rng), synthetic.users(60, rng), synthetic.categories
+
+
+def _retriever(**options: object) -> FaissRetriever:
+    """Through the index at this test's sizes (exact over at most 200 allowed items)."""
+    return FaissRetriever(exact_below=1000, exact_allowed=200, background=False, **options)  # type: ignore[arg-type]
+
+
+def _recall(found: np.ndarray, exact: np.ndarray, at: int = 100) -> float:
+    return len(np.intersect1d(found[:at], exact[:at])) / min(at, len(exact))
+
+
+@pytest.mark.parametrize(
+    "rule", ["none", "available", "category rule", "half the categories out", "one tiny category"]
+)
+def test_recall_at_100_against_exact_search_with_the_filters_on(
+    catalogue: tuple[ItemIndex, np.ndarray, np.ndarray], rule: str
+) -> None:
+    index, users, categories = catalogue
+    rng = np.random.default_rng(1)
+    retriever = _retriever()
+    recalls = []
+    for q, user in enumerate(users):
+        allowed = np.ones(ITEMS, bool)
+        if rule != "none":
+            allowed &= rng.random(ITEMS) >= 0.1
+            allowed[rng.choice(ITEMS, 50, replace=False)] = False
+        if rule == "category rule":
+            allowed &= categories == q % 20
+        if rule == "half the categories out":
+            allowed &= (categories + q) % 20 < 10
+        if rule == "one tiny category":
+            allowed &= (categories == q % 20) & (np.arange(ITEMS) % 10 == 0)  # ~100 items
+        exact = MatrixProduct().retrieve(index.arrays, user, allowed, K).candidates
+        exact = exact[allowed[exact]]  # it pads a short pool with disallowed items
+        found = retriever.retrieve(index.arrays, user, allowed, K).candidates
+        assert allowed[found].all(), "a disallowed item was retrieved"
+        recalls.append(_recall(found, exact))
+    assert retriever.built is not None
+    assert np.mean(recalls) >= 0.98, f"recall@100 {np.mean(recalls):.3f} ({rule})"
+
+
+def _stored(item_id: str, content: np.ndarray) -> StoredItem:
+    return StoredItem(Item(item_id, item_id), content.astype(np.float32), datetime.now(UTC), False)
+
+
+def test_an_item_written_after_the_build_is_retrieved_at_once_and_stale_entries_never(
+    catalogue: tuple[ItemIndex, np.ndarray, np.ndarray],
+) -> None:
+    base, users, _ = catalogue
+    user = users[0]
+    # A space that knows one more item, learned to sit right on the user's direction.
+    space = base.space
+    assert space is not None
+    extra = (20 * user / np.linalg.norm(user)).astype(np.float32)
+    wider = replace(
+        space,
+        vocabulary=(*space.vocabulary, "late"),
+        item_embeddings=np.vstack([space.item_embeddings, extra]),
+        projection_weight=np.eye(DIM, CONTENT, dtype=np.float32),
+    )
+    index = ItemIndex(CONTENT)
+    index.set_space(wider)
+    index.upsert(_stored(i, c) for i, c in zip(base.arrays.ids, base.arrays.content, strict=True))
+    retriever = _retriever(rebuild_after=0.5)
+    everything = np.ones(len(index), bool)
+    before = retriever.retrieve(index.arrays, user, everything, K).candidates
+    built = retriever.built
+    assert built is not None
+    best = index.arrays.ids[before[0]]
+
+    # The late item arrives; the best item's new text moves it far from the user.
+    away = -50 * np.sign(user[0]) * np.eye(CONTENT)[0]
+    index.upsert([_stored("late", np.zeros(CONTENT)), _stored(best, away)])
+    allowed = np.ones(len(index), bool)
+    after = retriever.retrieve(index.arrays, user, allowed, K)
+    assert retriever.built is built, "two rows must not rebuild the index"
+    assert index.arrays.ids[after.candidates[0]] == "late"
+    exact = MatrixProduct().retrieve(index.arrays, user, allowed, K)
+    assert best not in {index.arrays.ids[p] for p in exact.candidates}
+    assert best not in {index.arrays.ids[p] for p in after.candidates}, "a stale entry served"
+    moved = index.position(best)
+    assert moved is not None
+    assert after.scores is not None and exact.scores is not None
+    np.testing.assert_allclose(
+        after.scores(np.array([moved])), exact.scores(np.array([moved])), rtol=1e-5
+    )
+
+
+def test_the_index_is_rebuilt_once_enough_rows_were_written_since(
+    catalogue: tuple[ItemIndex, np.ndarray, np.ndarray],
+) -> None:
+    base, users, _ = catalogue
+    index = ItemIndex(CONTENT)
+    assert base.space is not None
+    index.set_space(base.space)
+    arrays = base.arrays
+    index.upsert(_stored(i, c) for i, c in zip(arrays.ids, arrays.content, strict=True))
+    retriever = _retriever(rebuild_after=0.05)
+    allowed = np.ones(len(index), bool)
+    retriever.retrieve(index.arrays, users[0], allowed, K)
+    first = retriever.built
+    index.upsert(_stored(i, arrays.content[0]) for i in arrays.ids[:500])  # 2.5%
+    retriever.retrieve(index.arrays, users[0], allowed, K)
+    assert retriever.built is first
+    index.upsert(_stored(i, arrays.content[0]) for i in arrays.ids[500:1500])  # 7.5%
+    retriever.retrieve(index.arrays, users[0], allowed, K)
+    assert retriever.built is not first
+    again = retriever.retrieve(index.arrays, users[1], allowed, K).candidates
+    exact = MatrixProduct().retrieve(index.arrays, users[1], allowed, K).candidates
+    assert _recall(again, exact) >= 0.95
+
+
+def test_a_new_model_space_is_searched_exactly_until_its_index_is_built(
+    catalogue: tuple[ItemIndex, np.ndarray, np.ndarray],
+) -> None:
+    base, users, _ = catalogue
+    retriever = FaissRetriever(exact_below=1000, background=True)
+    allowed = np.ones(ITEMS, bool)
+    first = retriever.retrieve(base.arrays, users[0], allowed, K).candidates
+    exact = MatrixProduct().retrieve(base.arrays, users[0], allowed, K).candidates
+    np.testing.assert_array_equal(first, exact)  # nothing built yet: exact
+    retriever.wait_until_built(60)
+    assert retriever.built is not None and retriever.built.space is base.space
+    assert _recall(retriever.retrieve(base.arrays, users[0], allowed, K).candidates, exact) >= 0.95
+
+
+def test_small_catalogues_and_no_model_are_searched_exactly(
+    catalogue: tuple[ItemIndex, np.ndarray, np.ndarray],
+) -> None:
+    base, users, _ = catalogue
+    retriever = FaissRetriever(exact_below=ITEMS + 1, background=False)
+    allowed = np.ones(ITEMS, bool)
+    found = retriever.retrieve(base.arrays, users[0], allowed, K, NewItems()).candidates
+    np.testing.assert_array_equal(
+        found, MatrixProduct().retrieve(base.arrays, users[0], allowed, K).candidates
+    )
+    assert retriever.built is None
+
+
+def test_items_newer_than_the_model_are_scored_as_the_exact_search_scores_them() -> None:
+    rng = np.random.default_rng(2)
+    synthetic = synthetic_catalogue(5000, DIM, rng)
+    index = synthetic_index(synthetic, CONTENT, rng, learned=4500)  # 500 unlearned
+    user = synthetic.users(1, rng)[0]
+    profile = index.arrays.content[4600]
+    new_items = NewItems(2.0, profile)
+    allowed = np.ones(5000, bool)
+    found = _retriever().retrieve(index.arrays, user, allowed, K, new_items)
+    exact = MatrixProduct().retrieve(index.arrays, user, allowed, K, new_items)
+    unlearned = np.arange(4500, 5000)
+    assert found.scores is not None and exact.scores is not None
+    np.testing.assert_allclose(found.scores(unlearned), exact.scores(unlearned), rtol=1e-5)
+    new_in_exact = set(exact.candidates[exact.candidates >= 4500].tolist())
+    assert new_in_exact, "the profile's item should reach the exact pool"
+    assert new_in_exact <= set(found.candidates.tolist())
