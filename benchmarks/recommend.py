@@ -3,7 +3,8 @@
 
     python -m benchmarks.recommend [--items 10000] [--seconds 10] [--state-dir DIR]
                                    [--param exploration=off ...] [--feedback-rate 200]
-                                   [--compare-dim 128]
+                                   [--compare-dim 128] [--synthetic-items 100000]
+                                   [--workers 2 --connections 8]
 
 It starts the same stack as ``recsys up`` (no simulator, no dashboard) on free ports,
 seeds the demo catalogue (``--state-dir`` keeps it for the next run), gives ``--users``
@@ -18,7 +19,13 @@ that width (random weights: the cost does not depend on them) is exported as the
 version, so the serving cost of a wider trained encoder is read against the demo one in
 the same run. At concurrency 1, Recommend with a free-text ``query`` is measured next to
 the plain call: every query new (the content encoder runs on each) and a few queries
-repeated (answered from the server's query-embedding cache).
+repeated (answered from the server's query-embedding cache). With ``--synthetic-items``,
+that many more items with synthetic content vectors (random unit vectors: MiniLM cannot
+embed such catalogues here in reasonable time) are added, and a user encoder with random
+weights over the whole catalogue is served before measuring; at or above the server's
+``exact_search_below`` the run waits until its FAISS index is built. ``--workers`` runs
+that many orchestrator processes on the port, and ``--connections`` spreads Recommend
+over that many client connections (the kernel gives each connection to one worker).
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ from serving.adapters.postgres.db import open_pool
 from serving.adapters.triton.client import TritonEncoders
 from serving.client import AsyncRecsysClient, Event
 from serving.config import Settings
+from serving.core.domain import Item
 from serving.models.user_encoder import UserEncoder, UserEncoderConfig
 from serving.stack import Stack, side_by_side_settings
 from serving.training.export import export_user_encoder
@@ -64,6 +72,11 @@ QUERIES = (
     "a lens for landscape photography",
 )
 HISTORY = 30
+DEMO_DIM = 64  # the demo user encoder's width
+MODEL_PROBE = "bench-model-probe"
+# A channel that opens its own TCP connection (gRPC shares one per target otherwise), so
+# SO_REUSEPORT can hand it to another worker.
+OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
 
 
 @dataclass(frozen=True)
@@ -142,6 +155,8 @@ async def measure(
     feedback_rate: float,
     *,
     seed_histories: bool = True,
+    expect_index: bool = False,
+    connections: int = 1,
 ) -> list[Run]:
     """Every closed-loop run; ``seed_histories=False`` measures again on the histories
     (and parameters) the first call left, so both calls encode the same lengths."""
@@ -173,8 +188,18 @@ async def measure(
             await encoders.encode_user(tokens, types, content)
             return False
 
+        callers = [client] + [
+            AsyncRecsysClient(
+                settings.grpc_target,
+                timeout_s=10,
+                channel=grpc.aio.insecure_channel(settings.grpc_target, OWN_CONNECTION),
+            )
+            for _ in range(connections - 1)
+        ]
+
         async def recommend(n: int) -> bool:
-            return (await client.recommend(f"bench-{n % users}", k=10)).degraded
+            caller = callers[n % len(callers)]
+            return (await caller.recommend(f"bench-{n % users}", k=10)).degraded
 
         run_id = random.Random().getrandbits(32)  # new texts even on a kept --state-dir
 
@@ -188,8 +213,15 @@ async def measure(
 
         for n in range(50):  # warm-up (and every cached query asked once)
             await bare(0)
-            await recommend(0)
+            await recommend(n)
             await cached_query(n)
+        if expect_index:  # the first Recommends with a user vector started its build
+            for _ in range(3000):
+                if index_built(settings):
+                    break
+                await asyncio.sleep(0.1)
+            else:
+                raise RuntimeError("the server never logged its vector index built")
         runs = []
         for concurrency in CONCURRENCY:
             runs.append(await closed_loop(BARE, bare, concurrency, seconds))
@@ -210,6 +242,8 @@ async def measure(
                 replace(run, name=f"{WITH_FEEDBACK} ({sent[0] / run.seconds:.0f} events/s)")
             )
         await encoders.close()
+        for caller in callers[1:]:
+            await caller.close()
     return runs
 
 
@@ -230,11 +264,51 @@ async def export_width(settings: Settings, database_url: str, dim: int) -> int:
     await reload_user_encoder(settings)
     token = settings.admin_token.get_secret_value()
     async with AsyncRecsysClient(settings.grpc_target, token=token, timeout_s=10) as client:
-        for _ in range(600):
-            if (await client.recommend("bench-0", k=1)).model_version == str(version):
+        # A user with a history is answered through the model (and names its version).
+        await client.log_feedback([Event(stored[0].item.item_id, "click", user_id=MODEL_PROBE)])
+        for _ in range(3000):
+            if (await client.recommend(MODEL_PROBE, k=1)).model_version == str(version):
                 return version
             await asyncio.sleep(0.1)
     raise RuntimeError(f"Recommend never reported user_encoder v{version}")
+
+
+SYNTHETIC_CHUNK = 5000
+
+
+async def seed_synthetic(settings: Settings, database_url: str, items: int) -> int:
+    """``items`` synthetic items beside the demo catalogue (random unit content vectors of
+    the served content encoder's width, recorded as its own), then a user encoder over the
+    whole catalogue as the next version (random weights, as ``--compare-dim``); waits
+    until Recommend is answered in its space, and returns the version."""
+    pool = await open_pool(database_url, 2)
+    encoders = TritonEncoders(settings.triton_grpc_url, timeout_ms=10_000)
+    try:
+        served = await encoders.content_encoder()
+        assert served is not None, "Triton serves no content encoder"
+        rng = np.random.default_rng(0)
+        present = await item_store.count_items(pool)  # a kept --state-dir has them already
+        for start in range(0 if present < items else items, items, SYNTHETIC_CHUNK):
+            chunk = [
+                Item(f"synthetic-{n}", f"Synthetic item {n}", categories=(f"synthetic-{n % 20}",))
+                for n in range(start, min(items, start + SYNTHETIC_CHUNK))
+            ]
+            vectors = rng.standard_normal((len(chunk), served.dim)).astype(np.float32)
+            vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+            await item_store.upsert_items(pool, chunk, vectors, encoders.content_fingerprint)
+            print(f"\rsynthetic items: {start + len(chunk):,} of {items:,}", end="", flush=True)
+        print()
+    finally:
+        await encoders.close()
+        await pool.close()
+    return await export_width(settings, database_url, DEMO_DIM)
+
+
+def index_built(settings: Settings) -> bool:
+    """Whether every worker of the server logged that its vector index is built."""
+    log = settings.state_dir / "logs" / "server.log"
+    built = log.read_text(errors="replace").count("vector index built") if log.exists() else 0
+    return built >= settings.workers
 
 
 def compare_widths(base: list[Run], wide: list[Run], dim: int) -> str:
@@ -331,6 +405,22 @@ def main() -> None:
         help="a ranking parameter to set before measuring (repeatable)",
     )
     parser.add_argument(
+        "--workers", type=int, default=1, help="orchestrator processes (RECSYS_WORKERS)"
+    )
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=1,
+        help="client connections Recommend is spread over (a worker serves whole connections)",
+    )
+    parser.add_argument(
+        "--synthetic-items",
+        type=int,
+        default=0,
+        help="add this many items with synthetic content vectors (beyond what MiniLM can"
+        " embed here) and serve a random-weight user encoder over all of them",
+    )
+    parser.add_argument(
         "--compare-dim",
         type=int,
         default=None,
@@ -349,14 +439,24 @@ def main() -> None:
         state_dir=state,
         demo_items=args.items,
         triton_timeout_ms=1000,
+        workers=args.workers,
     )
     stack = Stack(settings, simulate=False, dashboard=False)
     wide: list[Run] = []
     try:
         stack.start()
+        if args.synthetic_items:
+            assert stack.settings.database_url is not None  # set by start()
+            url = stack.settings.database_url.get_secret_value()
+            version = asyncio.run(seed_synthetic(stack.settings, url, args.synthetic_items))
+            print(f"serving user_encoder v{version} over the synthetic catalogue", flush=True)
+        expect_index = args.items + args.synthetic_items >= settings.exact_search_below
         runs = asyncio.run(
-            measure(stack.settings, args.users, args.seconds, params, args.feedback_rate)
-        )
+            measure(
+                stack.settings, args.users, args.seconds, params, args.feedback_rate,
+                expect_index=expect_index, connections=args.connections,
+            )
+        )  # fmt: skip
         if args.compare_dim:
             assert stack.settings.database_url is not None  # set by start()
             database_url = stack.settings.database_url.get_secret_value()

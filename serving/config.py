@@ -28,6 +28,12 @@ class InstanceKind(StrEnum):
 Port = Field(ge=1, le=65535)
 
 
+def log_format(worker: int | None = None) -> str:
+    """The log line's format (of one worker of several: marked with its number)."""
+    marked = "" if worker is None else f"[worker {worker}] "
+    return f"%(asctime)s %(levelname)s {marked}%(name)s: %(message)s"
+
+
 class Settings(BaseSettings):
     """All settings of the platform; see README "Configuration"."""
 
@@ -76,6 +82,10 @@ class Settings(BaseSettings):
     impression_batch_size: int = Field(1000, ge=1)
     index_refresh_s: float = Field(2.0, gt=0)
     """How often a server picks up items and statistics written by other replicas."""
+    workers: int = Field(1, ge=1, le=64)
+    """Orchestrator processes `recsys serve` runs, sharing the gRPC port (SO_REUSEPORT: the
+    kernel spreads connections over them); each keeps its own index and pools, worker
+    ``i`` serves /metrics on ``metrics_port + i``."""
     exact_search_below: int = Field(50_000, ge=0)
     """Catalogues with fewer items are retrieved by one exact matrix product; larger ones
     through a FAISS inverted-file index (built in the background per model version)."""
@@ -126,8 +136,9 @@ class Settings(BaseSettings):
             "triton_grpc_port": self.triton_grpc_port,
             "triton_metrics_port": self.triton_metrics_port,
         }
-        if self.metrics_port:
-            ports["metrics_port"] = self.metrics_port
+        for worker in range(self.workers if self.metrics_port else 0):
+            name = "metrics_port" if worker == 0 else f"metrics_port + {worker} (worker {worker})"
+            ports[name] = self.metrics_port + worker
         seen: dict[int, str] = {}
         for name, port in ports.items():
             if port in seen:

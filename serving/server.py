@@ -86,6 +86,9 @@ def create_server(
         options=[
             ("grpc.max_receive_message_length", settings.max_message_bytes),
             ("grpc.max_send_message_length", settings.max_message_bytes),
+            # Workers share the port; a lone server keeps it to itself (a second one
+            # started by mistake fails to bind instead of taking half the connections).
+            ("grpc.so_reuseport", int(settings.workers > 1)),
         ],
     )
     pb_grpc.add_RecommenderServicer_to_server(

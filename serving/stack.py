@@ -16,7 +16,6 @@ stop was requested (Ctrl-C reaches the whole process group) are part of a clean 
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import logging
 import os
 import signal
@@ -46,16 +45,10 @@ from serving.adapters.postgres.db import (
 from serving.adapters.triton import repository, tritonserver
 from serving.adapters.triton.client import TritonEncoders
 from serving.config import Settings
+from serving.lifetime import die_with_parent
 
 log = logging.getLogger(__name__)
 console = Console(soft_wrap=True)
-PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the child before exec: get SIGTERM when the supervisor dies, however it dies."""
-    libc = ctypes.CDLL("libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 PORT_SETTINGS = (
@@ -260,9 +253,7 @@ class Stack:
         console.print("[bold]Triton[/] starting tritonserver (loading MiniLM takes a moment)")
         with self._deferring_stop():
             log_file = self._log_file("tritonserver")
-            process = tritonserver.start_server(
-                self.settings, log_file, preexec_fn=_die_with_parent
-            )
+            process = tritonserver.start_server(self.settings, log_file, preexec_fn=die_with_parent)
             self.children.append(Child("tritonserver", process, self.logs / "tritonserver.log"))
         tritonserver.wait_ready(self.settings, process)
 
@@ -325,7 +316,7 @@ class Stack:
                 stdout=self._log_file(name),
                 stderr=subprocess.STDOUT,
                 cwd=PROJECT_ROOT,
-                preexec_fn=_die_with_parent,
+                preexec_fn=die_with_parent,
             )
             self.children.append(Child(name, process, self.logs / f"{name}.log"))
 
@@ -347,7 +338,10 @@ class Stack:
         s, host = self.settings, self._host()
         lines = [
             f"  gRPC API     {s.grpc_target}   (grpcurl -plaintext {s.grpc_target} list)",
-            f"  metrics      http://{host}:{s.metrics_port}/metrics" if s.metrics_port else "",
+            f"  metrics      http://{host}:{s.metrics_port}/metrics"
+            + (f" (worker i of {s.workers}: port + i)" if s.workers > 1 else "")
+            if s.metrics_port
+            else "",
             f"  dashboard    http://{host}:{s.dashboard_port}" if self.dashboard else "",
             f"  Triton       http {s.triton_host}:{s.triton_http_port}  grpc :{s.triton_grpc_port}"
             f"  metrics :{s.triton_metrics_port}"

@@ -34,7 +34,7 @@ import numpy as np
 
 from serving.core.index import IndexArrays
 from serving.core.itemspace import ItemSpace
-from serving.core.newitems import NewItems, reference_sample, user_scores
+from serving.core.newitems import NewItems, user_scores
 from serving.core.ranking.retrieve import Retrieval, best_of, top_k
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,8 @@ class FaissRetriever:
         def score(positions: np.ndarray) -> np.ndarray:
             return user_scores(arrays, query, new_items, np.asarray(positions, np.int64))
 
-        reference = score(reference_sample(np.arange(len(arrays.ids))))
+        # Relevance is standardised against a sample of the known items' scores.
+        reference = score(arrays.calibration_reference[0])
         return Retrieval(candidates[top_k(scores, k)], score, reference)
 
     def wait_until_built(self, timeout_s: float | None = None) -> None:

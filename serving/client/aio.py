@@ -17,8 +17,8 @@ R = TypeVar("R")
 
 
 class AsyncRecsysClient:
-    """``async with AsyncRecsysClient("localhost:50051") as client: ...`` (TLS options as
-    in ``RecsysClient``)."""
+    """``async with AsyncRecsysClient("localhost:50051") as client: ...`` (TLS options, and
+    a ``channel`` of one's own, as in ``RecsysClient``)."""
 
     def __init__(
         self,
@@ -27,12 +27,13 @@ class AsyncRecsysClient:
         *,
         timeout_s: float = t.DEFAULT_TIMEOUT_S,
         retries: int = 3,
+        channel: grpc.aio.Channel | None = None,
         tls: bool = False,
         tls_root_cert: bytes | None = None,
     ) -> None:
         credentials = t.channel_credentials(tls, tls_root_cert)
         options = t.channel_options(retries)
-        self._channel = (
+        self._channel = channel or (
             grpc.aio.secure_channel(target, credentials, options)
             if credentials
             else grpc.aio.insecure_channel(target, options)
