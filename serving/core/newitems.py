@@ -144,10 +144,12 @@ def user_scores(
             unit_rows(arrays.content[new_positions]) @ profile,
             arrays.reference_unit_content @ profile,
         )
+    # The known sample's scores: read off the full product when there is one.
+    known = scores[reference] if positions is None else arrays.vectors[reference] @ user
     # A new item's vector is its content part alone: its raw score is that part's score.
     scores[new] = calibrated_new_scores(
         scores[new],
-        arrays.vectors[reference] @ user,
+        known,
         projected @ user,
         new_items.confidence,
         similarity,
