@@ -123,8 +123,9 @@ class FaissRetriever:
         def score(positions: np.ndarray) -> np.ndarray:
             return user_scores(arrays, query, new_items, np.asarray(positions, np.int64))
 
-        # Relevance is standardised against a sample of the known items' scores.
-        reference = score(arrays.calibration_reference[0])
+        # Relevance is standardised as exact search does it, against every item's score
+        # (new items' calibrated), or an even sample of them.
+        reference = score(arrays.spread_sample)
         return Retrieval(candidates[top_k(scores, k)], score, reference)
 
     def wait_until_built(self, timeout_s: float | None = None) -> None:

@@ -75,6 +75,13 @@ class IndexArrays:
         return sample, self.space.project(self.content[sample])
 
     @cached_property
+    def spread_sample(self) -> np.ndarray:
+        """An evenly spread sample of every item's position (all of them up to
+        ``REFERENCE_SAMPLE``): what an approximate index standardises relevance against,
+        where exact search has every item's score."""
+        return reference_sample(np.arange(len(self.ids)))
+
+    @cached_property
     def reference_unit_content(self) -> np.ndarray:
         """The calibration reference's content embeddings, unit-normalised."""
         return unit_rows(self.content[self.calibration_reference[0]])

@@ -181,3 +181,21 @@ def test_items_newer_than_the_model_are_scored_as_the_exact_search_scores_them()
     new_in_exact = set(exact.candidates[exact.candidates >= 4500].tolist())
     assert new_in_exact, "the profile's item should reach the exact pool"
     assert new_in_exact <= set(found.candidates.tolist())
+
+
+def test_relevance_is_standardised_as_exact_search_standardises_it() -> None:
+    """Against every item's score, new items' calibrated ones included (an even sample of
+    them beyond 2,048 items): the same blend as the exact path on a small catalogue."""
+    rng = np.random.default_rng(3)
+    synthetic = synthetic_catalogue(1500, DIM, rng)
+    index = synthetic_index(synthetic, CONTENT, rng, learned=1300)
+    user = synthetic.users(1, rng)[0]
+    new_items = NewItems(1.0, index.arrays.content[1400])
+    allowed = np.ones(1500, bool)
+    found = FaissRetriever(exact_below=0, exact_allowed=0, background=False).retrieve(
+        index.arrays, user, allowed, K, new_items
+    )
+    exact = MatrixProduct().retrieve(index.arrays, user, allowed, K, new_items)
+    shared = np.intersect1d(found.candidates, exact.candidates)
+    assert len(shared) >= 0.95 * K
+    np.testing.assert_allclose(found.relevance(shared), exact.relevance(shared), rtol=1e-5)
