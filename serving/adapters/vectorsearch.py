@@ -99,6 +99,7 @@ class FaissRetriever:
         self.built: BuiltIndex | None = None
         self._building: threading.Thread | None = None
         self._beside: tuple[IndexArrays, BuiltIndex, np.ndarray] | None = None
+        self._written_since = 0  # of those rows, the ones written after the build
         faiss.omp_set_num_threads(1)  # one query per request; processes use the cores
 
     def retrieve(
@@ -144,19 +145,22 @@ class FaissRetriever:
             self._start_build(arrays)
             built = self.built
             return built if built is not None and built.space is arrays.space else None
-        if len(self._rows_beside(arrays, built)) > self.rebuild_after * built.index.ntotal:
+        self._rows_beside(arrays, built)
+        if self._written_since > self.rebuild_after * built.index.ntotal:
             self._start_build(arrays)
         return built
 
     def _rows_beside(self, arrays: IndexArrays, built: BuiltIndex) -> np.ndarray:
         """Rows scored exactly beside ``built``: written after its snapshot, or newer than
-        the model (computed once per arrays)."""
+        the model (computed once per arrays). Only the first kind counts towards a
+        rebuild: a new index would not hold the second either."""
         cached = self._beside
         if cached is not None and cached[0] is arrays and cached[1] is built:
             return cached[2]
         assert arrays.written is not None
-        rows = np.flatnonzero((arrays.written > built.write) | ~arrays.learned)
-        self._beside = (arrays, built, rows)
+        since = arrays.written > built.write
+        rows = np.flatnonzero(since | ~arrays.learned)
+        self._beside, self._written_since = (arrays, built, rows), int(np.count_nonzero(since))
         return rows
 
     def _search(

@@ -199,3 +199,17 @@ def test_relevance_is_standardised_as_exact_search_standardises_it() -> None:
     shared = np.intersect1d(found.candidates, exact.candidates)
     assert len(shared) >= 0.95 * K
     np.testing.assert_allclose(found.relevance(shared), exact.relevance(shared), rtol=1e-5)
+
+
+def test_many_items_newer_than_the_model_do_not_rebuild_the_index_again_and_again() -> None:
+    """A new index would not hold them either: only rows written since count."""
+    rng = np.random.default_rng(4)
+    synthetic = synthetic_catalogue(4000, DIM, rng)
+    index = synthetic_index(synthetic, CONTENT, rng, learned=3000)  # 25% newer than it
+    retriever = _retriever(rebuild_after=0.05)
+    allowed = np.ones(4000, bool)
+    retriever.retrieve(index.arrays, synthetic.users(1, rng)[0], allowed, K)
+    built = retriever.built
+    for user in synthetic.users(3, rng):
+        retriever.retrieve(index.arrays, user, allowed, K)
+    assert retriever.built is built
