@@ -7,6 +7,7 @@ replaced (never mutated in place) so a request always sees one consistent state.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +19,10 @@ import numpy as np
 from serving.core.domain import EventType, Item
 from serving.core.itemspace import ItemSpace
 from serving.core.newitems import reference_sample, unit_rows
+
+# Stamps of item-vector writes (``IndexArrays.written``): one sequence for the process, so
+# they only ever grow, across ``ItemIndex.reset`` too (an index built before stays stale).
+_WRITES = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -122,7 +127,6 @@ class ItemIndex:
             learned=np.zeros(0, bool),
             written=np.zeros(0, np.int64),
         )
-        self._writes = 0  # counts the writes of item vectors (``IndexArrays.written``)
         self.popularity = np.zeros(0)  # decayed engagement at popularity_at
         self.popularity_at = np.zeros(0)  # epoch seconds
         self.impressions = np.zeros(0)
@@ -224,9 +228,8 @@ class ItemIndex:
         ids = old.ids + tuple(item.item_id for item in self._items[len(old.ids) :])
         vectors = old.vectors
         learned = np.concatenate([old.learned, np.zeros(grow, bool)])
-        self._writes += 1
         written = np.concatenate([self._written(old), np.zeros(grow, np.int64)])
-        written[rows] = self._writes
+        written[rows] = next(_WRITES)
         if self.space is not None:
             # Only the rows written now need new vectors.
             vectors = np.concatenate(
@@ -280,8 +283,7 @@ class ItemIndex:
 
     def _new_write(self, old: IndexArrays) -> np.ndarray:
         """Every row's vector written anew (another space, or none)."""
-        self._writes += 1
-        return np.full(len(old.ids), self._writes, np.int64)
+        return np.full(len(old.ids), next(_WRITES), np.int64)
 
     def count_impressions(self, positions: np.ndarray) -> None:
         """This replica just showed these items (in place: counts only ever grow)."""

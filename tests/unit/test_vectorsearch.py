@@ -213,3 +213,23 @@ def test_many_items_newer_than_the_model_do_not_rebuild_the_index_again_and_agai
     for user in synthetic.users(3, rng):
         retriever.retrieve(index.arrays, user, allowed, K)
     assert retriever.built is built
+
+
+def test_rows_written_after_a_reset_count_as_written_since_any_earlier_build(
+    catalogue: tuple[ItemIndex, np.ndarray, np.ndarray],
+) -> None:
+    """``ItemIndex.reset`` (another content encoder) starts the arrays again, not the write
+    stamps: an index built before never passes for current."""
+    base, users, _ = catalogue
+    assert base.space is not None
+    index = ItemIndex(CONTENT)
+    index.set_space(base.space)
+    index.upsert(_stored(i, c) for i, c in zip(base.arrays.ids, base.arrays.content, strict=True))
+    retriever = _retriever()
+    retriever.retrieve(index.arrays, users[0], np.ones(len(index), bool), K)
+    assert retriever.built is not None
+    index.reset(CONTENT, "another encoder")
+    index.set_space(base.space)
+    index.upsert(_stored(i, c) for i, c in zip(base.arrays.ids, base.arrays.content, strict=True))
+    assert index.arrays.written is not None
+    assert index.arrays.written.min() > retriever.built.write
