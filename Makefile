@@ -13,12 +13,14 @@ PROTOS := $(wildcard protos/recsys/v1/*.proto)
 run: install
 	$(VENV)/bin/recsys up
 
-# lint first: the layer contracts, ruff and mypy are part of the suite. The containers test
-# (tests/containers: the images played from the manifests) is not in it yet: it runs with
-# `make test-containers` until it has proven steady from fresh clones (deploy/README.md).
-test: install deploy-tools chromium lint sdk-ts
+# lint first: the layer contracts, ruff and mypy are part of the suite. `images` (with the
+# podman/buildah tools from apt when missing) comes before pytest: the containers test
+# (tests/containers) plays those images from the manifests. A cold .state/ adds about 20
+# minutes, a kept one about a minute (deploy/README.md).
+test: install deploy-tools chromium container-tools images lint sdk-ts
 	$(PY) -m pytest
 
+# the containers test alone, with what it needs
 test-containers: install deploy-tools container-tools images
 	$(PY) -m pytest -m containers tests/containers
 

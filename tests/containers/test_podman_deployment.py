@@ -3,9 +3,9 @@ manifests (overlays/podman) by `podman kube play`, checked through the public AP
 and recovered, torn down (deploy/podman/check.py says what exactly; `make deploy-check`
 runs the same check on its own).
 
-Needs podman, buildah, runc and mmdebstrap and the images (`make test-containers` installs
-and builds them, then runs this); without them it is skipped, except in CI (CI=true), where
-that fails the run. Not in the default selection yet (pyproject's addopts).
+Needs podman, buildah, runc and mmdebstrap and the images (`make test` and `make
+test-containers` install and build them first); without them it is skipped, except in CI
+(CI=true), where that fails the run.
 """
 
 from __future__ import annotations
