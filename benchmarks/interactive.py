@@ -88,7 +88,12 @@ async def prepare(
         )
         print(f"trained in {time.perf_counter() - started:.0f}s")
         await export_user_encoder(
-            pool, settings.model_repository, result.model, result.vocabulary, {"source": "ml-1m"}
+            pool,
+            settings.model_repository,
+            result.model,
+            result.vocabulary,
+            content,
+            {"source": "ml-1m"},
         )
     finally:
         await pool.close()

@@ -182,7 +182,8 @@ async def measure(
         types = np.ones(length, np.int64)
         served = await encoders.content_encoder()  # the user encoder takes its width
         width = served.dim if served is not None else 384
-        content = np.random.default_rng(0).standard_normal((length, width)).astype(np.float32)
+        # what Recommend sends for a history of items the version knows: their tokens alone
+        content = np.zeros((0, width), np.float32)
 
         async def bare(_: int) -> bool:
             await encoders.encode_user(tokens, types, content)
@@ -257,7 +258,8 @@ async def export_width(settings: Settings, database_url: str, dim: int) -> int:
         config = UserEncoderConfig(num_items=len(stored), dim=dim, max_len=HISTORY_LENGTH)
         version = await export_user_encoder(
             pool, settings.model_repository, UserEncoder(config).eval(),
-            tuple(s.item.item_id for s in stored), {"source": f"benchmark, dim {dim}"},
+            tuple(s.item.item_id for s in stored), np.stack([s.embedding for s in stored]),
+            {"source": f"benchmark, dim {dim}"},
         )  # fmt: skip
     finally:
         await pool.close()

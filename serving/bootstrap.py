@@ -89,7 +89,7 @@ async def train_demo_user_encoder(
     metrics = {"source": "demo", "losses": list(result.losses), "seconds": result.seconds}
     encoder = await _catalogue_encoder(stored, load_into)
     version = await export_user_encoder(
-        pool, model_repository, result.model, result.vocabulary, metrics, encoder
+        pool, model_repository, result.model, result.vocabulary, content, metrics, encoder
     )
     log.info("exported user_encoder v%d (%.1fs of training)", version, result.seconds)
     if load_into is not None:

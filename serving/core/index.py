@@ -182,21 +182,23 @@ class ItemIndex:
     def encoder_inputs(
         self, space: ItemSpace, history: Sequence[tuple[str, EventType]]
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-        """The user encoder's inputs for ``history`` (oldest first) in ``space``: tokens,
-        event types and content embeddings, left-padded to the model's length; and the
-        padding's length."""
+        """The user encoder's inputs for ``history`` (oldest first) in ``space``: tokens and
+        event types left-padded to the model's length, content embeddings (one row per
+        position, or with ``space.takes_tokens`` only those of the positions whose token
+        is 0, in order); and the padding's length."""
         arrays, length = self.arrays, space.max_len
         history = history[-length:]
         pad = length - len(history)
         tokens = np.zeros(length, np.int64)
         types = np.zeros(length, np.int64)
-        content = np.zeros((length, arrays.content.shape[1]), np.float32)
-        for offset, (item_id, event_type) in enumerate(history):
-            tokens[pad + offset] = space.token.get(item_id, 0)
-            types[pad + offset] = int(event_type)
-            position = self.position(item_id)
+        tokens[pad:] = space.input_tokens([item_id for item_id, _ in history])
+        types[pad:] = [int(event_type) for _, event_type in history]
+        sends = np.ones(length, bool) if not space.takes_tokens else (tokens == 0) & (types > 0)
+        content = np.zeros((int(sends.sum()), arrays.content.shape[1]), np.float32)
+        for row, offset in enumerate(np.flatnonzero(sends)):
+            position = self.position(history[offset - pad][0]) if offset >= pad else None
             if position is not None and position < len(arrays.ids):
-                content[pad + offset] = arrays.content[position]
+                content[row] = arrays.content[position]
         return tokens, types, content, pad
 
     def upsert(self, stored: Iterable[StoredItem]) -> None:

@@ -28,6 +28,13 @@ class ItemSpace:
     projection_bias: np.ndarray
     content_encoder: ContentEncoderId | None = None
     """The content encoder the version was trained with (None: not recorded)."""
+    known_vectors: np.ndarray | None = None
+    """(len(vocabulary), dim) each vocabulary item's vector as the version holds it:
+    learned embedding + its content as trained, projected. With it, the version's items
+    are where training put them (a later text edit moves them at the next version) and
+    the user encoder takes their tokens alone (``input_tokens``); None (versions from
+    before): learned embedding + the current content, which every history position
+    sends."""
 
     @property
     def content_dim(self) -> int:
@@ -55,6 +62,18 @@ class ItemSpace:
             (self.token.get(i, 0) for i in item_ids), dtype=np.int64, count=len(item_ids)
         )
 
+    @property
+    def takes_tokens(self) -> bool:
+        """Whether the user encoder holds its items' vectors, so that a history position
+        of an item it knows sends no content."""
+        return self.known_vectors is not None
+
+    def input_tokens(self, item_ids: Sequence[str]) -> np.ndarray:
+        """The user encoder's ITEM_IDS for ``item_ids``: 0 for an item it holds no vector
+        of (placed by the content its position sends)."""
+        tokens = self._tokens(item_ids)
+        return np.where(self._has_learned[tokens], tokens, 0) if self.takes_tokens else tokens
+
     def project(self, content: np.ndarray) -> np.ndarray:
         """Where content embeddings alone place items (the content part of every vector)."""
         return (content @ self.projection_weight.T + self.projection_bias).astype(np.float32)
@@ -65,8 +84,11 @@ class ItemSpace:
         """Item vectors: learned embedding (zero for items the model never saw) + projection;
         and which items have a learned embedding (the others are placed by text alone)."""
         tokens = self._tokens(item_ids)
+        learned = self._has_learned[tokens]
         vectors = (self._learned[tokens] + self.project(content)).astype(np.float32)
-        return vectors, self._has_learned[tokens]
+        if self.known_vectors is not None:
+            vectors[learned] = self.known_vectors[tokens[learned] - 1]
+        return vectors, learned
 
 
 @dataclass(frozen=True)

@@ -151,14 +151,21 @@ class UserEncoder(nn.Module):
         eye = torch.eye(length, dtype=torch.bool, device=event_types.device)
         return mask | eye
 
-    def embed(
-        self, item_ids: torch.Tensor, event_types: torch.Tensor, content: torch.Tensor
-    ) -> torch.Tensor:
-        """Input of the first block: item + event type + position, zero at padding."""
-        length = item_ids.shape[1]
-        positions = torch.arange(length, device=item_ids.device) + (self.config.max_len - length)
+    @torch.no_grad()
+    def known_item_vectors(self, content: torch.Tensor) -> torch.Tensor:
+        """(num_items + 1, dim) every vocabulary item's vector (learned embedding +
+        projected content) from ``content``, its (num_items, content_dim) content as
+        trained; row 0 is zero. What a served version carries, so that a history of items
+        it knows needs their tokens only (``encode``)."""
+        vectors = self.item_embedding.weight[1:] + self.content_projection(content)
+        return F.pad(vectors, (0, 0, 1, 0))
+
+    def embed(self, items: torch.Tensor, event_types: torch.Tensor) -> torch.Tensor:
+        """Input of the first block: item vector + event type + position, zero at padding."""
+        length = items.shape[1]
+        positions = torch.arange(length, device=items.device) + (self.config.max_len - length)
         x = (
-            self.item_vectors(item_ids, content)
+            items
             + self.type_embedding(event_types)
             + self.position_embedding(positions.clamp(min=0))[None]
         )
@@ -171,26 +178,32 @@ class UserEncoder(nn.Module):
         latest position over the history (batch, L), which explains recommendations.
 
         The user vector is the output at the last position (histories are left-padded).
+        """
+        return self.encode(self.item_vectors(item_ids, content), event_types)
+
+    def encode(
+        self, items: torch.Tensor, event_types: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``forward`` from the positions' item vectors (batch, L, dim).
+
         Columns that are padding in every row are cut before the blocks and the outputs
         padded back (zeros), so the cost follows the longest real history in the batch,
         not ``max_len``: a model built for 200 positions serves a 50-item history at the
         cost of 50. Positions count from the right, so the result is the same.
         """
-        length = item_ids.shape[1]
+        length = items.shape[1]
         real = (event_types > 0).any(dim=0)
         first = int(real.to(torch.int8).argmax()) if bool(real.any()) else length - 1
         if first > 0:
-            hidden, attention = self._forward(
-                item_ids[:, first:], event_types[:, first:], content[:, first:]
-            )
+            hidden, attention = self._encode(items[:, first:], event_types[:, first:])
             return F.pad(hidden, (0, 0, first, 0)), F.pad(attention, (first, 0))
-        return self._forward(item_ids, event_types, content)
+        return self._encode(items, event_types)
 
-    def _forward(
-        self, item_ids: torch.Tensor, event_types: torch.Tensor, content: torch.Tensor
+    def _encode(
+        self, items: torch.Tensor, event_types: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         mask = self.attention_mask(event_types)
-        x = self.embed(item_ids, event_types, content)
+        x = self.embed(items, event_types)
         for block in self.blocks[:-1]:
             x = block(x, mask)
         last: CausalBlock = self.blocks[-1]  # type: ignore[assignment]

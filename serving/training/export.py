@@ -7,6 +7,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from psycopg_pool import AsyncConnectionPool
 
 from serving.adapters.postgres import artifacts
@@ -19,10 +21,18 @@ from serving.models.user_encoder import UserEncoder
 def item_space(
     model: UserEncoder,
     vocabulary: tuple[str, ...],
+    content: np.ndarray,
     version: int,
     content_encoder: ContentEncoderId | None = None,
 ) -> ItemSpace:
-    """What the orchestrator needs to score items the way ``model`` does."""
+    """What the orchestrator needs to score items the way ``model`` does; ``content`` is
+    the vocabulary's (len(vocabulary), content_dim) content embeddings as trained."""
+    if content.shape != (len(vocabulary), model.config.content_dim):
+        raise ValueError(
+            f"content is {content.shape}; the vocabulary needs"
+            f" ({len(vocabulary)}, {model.config.content_dim})"
+        )
+    known = model.known_item_vectors(torch.from_numpy(content.astype(np.float32)))
     weights = model.item_embedding.weight.detach().cpu().numpy()[1:]
     projection = model.content_projection
     return ItemSpace(
@@ -33,6 +43,7 @@ def item_space(
         projection_weight=projection.weight.detach().cpu().numpy(),
         projection_bias=projection.bias.detach().cpu().numpy(),
         content_encoder=content_encoder,
+        known_vectors=known[1:].cpu().numpy(),
     )
 
 
@@ -41,12 +52,14 @@ async def export_user_encoder(
     model_repository: Path,
     model: UserEncoder,
     vocabulary: tuple[str, ...],
+    content: np.ndarray,
     metrics: dict[str, Any],
     content_encoder: ContentEncoderId | None = None,
 ) -> int:
     """Write the next version: item space to PostgreSQL first, then the version folder
     (so whichever version Triton loads, its item space is already stored). The content
-    encoder ``model`` was trained with is recorded in both."""
+    encoder ``model`` was trained with is recorded in both; ``content`` is the
+    vocabulary's content as trained (both hold the items' vectors made with it)."""
     if content_encoder is not None and content_encoder.dim != model.config.content_dim:
         raise ValueError(
             f"the model takes {model.config.content_dim}-d content, {content_encoder} is"
@@ -54,10 +67,10 @@ async def export_user_encoder(
         )
     on_disk = repository.versions(model_repository, repository.USER_ENCODER)
     version = max([*on_disk, await artifacts.latest_version(pool)], default=0) + 1
-    space = item_space(model, vocabulary, version, content_encoder)
+    space = item_space(model, vocabulary, content, version, content_encoder)
     await artifacts.save_item_space(pool, space, metrics)
     written = repository.write_user_encoder_version(
-        model_repository, model, version, content_encoder
+        model_repository, model, version, content_encoder, space.known_vectors
     )
     assert written == version
     return version

@@ -81,7 +81,7 @@ def export_run(settings: Settings, database_url: str, run_folder: Path, *, load:
         pool = await open_pool(database_url, 2)
         try:
             return await export_user_encoder(
-                pool, target, run.model, run.vocabulary, metrics, encoder
+                pool, target, run.model, run.vocabulary, run.content, metrics, encoder
             )
         finally:
             await pool.close()

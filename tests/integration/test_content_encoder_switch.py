@@ -91,7 +91,13 @@ def minilm_state(state: Path, items: int) -> None:
             await item_store.upsert_items(pool, catalogue, embeddings, bundled.fingerprint)
             run = _run(vocabulary, bundled)
             await export_user_encoder(
-                pool, state / "model_repository", run.model, run.vocabulary, {}, bundled.identity
+                pool,
+                state / "model_repository",
+                run.model,
+                run.vocabulary,
+                run.content,
+                {},
+                bundled.identity,
             )
         finally:
             await pool.close()

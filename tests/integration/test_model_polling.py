@@ -1,6 +1,8 @@
 """The Kubernetes Triton flags against the real tritonserver: it starts and is ready (by the
 probe path of the manifest) on a repository whose user_encoder has no version yet, loads a
 version written later, and serves the previous one when the newest is removed (rollback).
+A version written with its items' vectors answers a history of known items from their
+tokens alone, as the model does with every position's content.
 """
 
 from __future__ import annotations
@@ -12,15 +14,20 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
 from serving.adapters.postgres.db import PROJECT_ROOT
 from serving.adapters.triton import repository
+from serving.adapters.triton.client import TritonEncoders
 from serving.adapters.triton.tritonserver import server_environment, server_home
 from serving.config import InstanceKind
+from serving.core.errors import Unavailable
 from serving.models.user_encoder import UserEncoder, UserEncoderConfig
 from serving.stack import free_port
+from serving.training.export import item_space
 from tests.integration.platform import Running
 
 pytestmark = pytest.mark.integration
@@ -49,12 +56,12 @@ def status(port: int, path: str) -> int | None:
 
 
 @pytest.fixture
-def polling_triton(platform: Running, tmp_path: Path) -> Iterator[tuple[Path, int, str]]:
+def polling_triton(platform: Running, tmp_path: Path) -> Iterator[tuple[Path, int, str, int]]:
     models = tmp_path / "models"
     repository.prepare_repository(models, InstanceKind.CPU)
     assert not repository.versions(models, repository.USER_ENCODER)
     container = manifest_container()
-    http = free_port()
+    http, grpc = free_port(), free_port()
     flags = [a for a in container["args"] if a.removeprefix("--").split("=")[0] not in LOCAL]
     home = server_home(platform.settings.state_dir)
     command = [
@@ -63,7 +70,7 @@ def polling_triton(platform: Running, tmp_path: Path) -> Iterator[tuple[Path, in
         f"--model-repository={models}",
         f"--backend-directory={home / 'backends'}",
         f"--http-port={http}",
-        f"--grpc-port={free_port()}",
+        f"--grpc-port={grpc}",
         f"--metrics-port={free_port()}",
         "--http-address=127.0.0.1",
         "--grpc-address=127.0.0.1",
@@ -74,7 +81,7 @@ def polling_triton(platform: Running, tmp_path: Path) -> Iterator[tuple[Path, in
             command, env=server_environment(), stdout=log, stderr=subprocess.STDOUT
         )
         try:
-            yield models, http, container["readinessProbe"]["httpGet"]["path"]
+            yield models, http, container["readinessProbe"]["httpGet"]["path"], grpc
         finally:
             process.terminate()
             process.wait(30)
@@ -88,7 +95,7 @@ def wait_for(port: int, path: str, timeout_s: float) -> None:
 
 
 def test_triton_starts_without_a_user_encoder_version_and_polls_new_ones(polling_triton):
-    models, http, probe = polling_triton
+    models, http, probe, _ = polling_triton
     wait_for(http, probe, timeout_s=240)
     assert status(http, "/v2/models/user_encoder/ready") != 200
 
@@ -105,3 +112,40 @@ def test_triton_starts_without_a_user_encoder_version_and_polls_new_ones(polling
         time.sleep(0.5)
     wait_for(http, "/v2/models/user_encoder/versions/1/ready", timeout_s=30)
     assert status(http, probe) == 200
+
+
+async def test_a_version_with_its_items_vectors_takes_known_items_tokens_alone(polling_triton):
+    models, http, _, grpc = polling_triton
+    torch.manual_seed(0)
+    model = UserEncoder(UserEncoderConfig(num_items=20, dim=16, max_len=8, layers=1)).eval()
+    rng = np.random.default_rng(0)
+    content = rng.normal(size=(20, 384)).astype(np.float32)
+    space = item_space(model, tuple(f"i{t}" for t in range(1, 21)), content, 1)
+    repository.write_user_encoder_version(models, model, 1, known_vectors=space.known_vectors)
+    wait_for(http, "/v2/models/user_encoder/versions/1/ready", timeout_s=240)
+
+    tokens = np.array([0, 0, 3, 0, 7, 12, 0, 5])  # positions 3 and 6: items newer than it
+    types = np.array([0, 0, 1, 1, 1, 2, 1, 1])
+    new = rng.normal(size=(2, 384)).astype(np.float32)
+    every = np.zeros((8, 384), np.float32)
+    every[tokens > 0] = content[tokens[tokens > 0] - 1]
+    every[[3, 6]] = new
+    with torch.inference_mode():
+        hidden, _ = model(*(torch.from_numpy(a[None]) for a in (tokens, types, every)))
+    expected = hidden[0, -1].numpy()
+    encoders = TritonEncoders(f"127.0.0.1:{grpc}", timeout_ms=10_000)
+    try:
+        compact = await encoders.encode_user(tokens, types, new)
+        whole = await encoders.encode_user(tokens, types, every)
+        assert np.allclose(compact.vector, expected, atol=1e-5)
+        assert np.allclose(whole.vector, expected, atol=1e-5)
+        known = np.where(types > 0, np.array([0, 0, 3, 9, 7, 12, 1, 5]), 0)
+        alone = await encoders.encode_user(known, types, np.zeros((0, 384), np.float32))
+        every[[3, 6]] = content[[8, 0]]
+        with torch.inference_mode():
+            hidden, _ = model(*(torch.from_numpy(a[None]) for a in (known, types, every)))
+        assert np.allclose(alone.vector, hidden[0, -1].numpy(), atol=1e-5)
+        with pytest.raises(Unavailable, match="one for each position of an unknown item"):
+            await encoders.encode_user(tokens, types, new[:1])
+    finally:
+        await encoders.close()

@@ -1,8 +1,9 @@
+import dataclasses
 from datetime import UTC, datetime
 
 import numpy as np
 
-from serving.core.domain import Item
+from serving.core.domain import EventType, Item
 from serving.core.index import ItemIndex, ItemStatsRow, StoredItem
 from serving.core.itemspace import ItemSpace
 
@@ -28,6 +29,26 @@ def test_item_vectors_add_the_learned_embedding_to_projected_content():
     vectors, learned = space().vectors(["a", "new"], np.full((2, 384), 0.01, np.float32))
     assert np.allclose(vectors, [[13.84, 3.84], [3.84, 3.84]])
     assert learned.tolist() == [True, False]
+
+
+def test_a_version_holding_its_items_vectors_places_them_and_takes_their_tokens():
+    """Known items sit where the version holds them (their content as trained), even after
+    a text edit; unknown items by their current text. Their history positions send tokens
+    alone, the unknown ones content, in order."""
+    known = dataclasses.replace(space(), known_vectors=np.array([[1.0, 2.0]], np.float32))
+    vectors, learned = known.vectors(["a", "new"], np.full((2, 384), 0.01, np.float32))
+    assert np.allclose(vectors, [[1.0, 2.0], [3.84, 3.84]])
+    assert learned.tolist() == [True, False]
+    index = ItemIndex()
+    index.upsert([stored("a", 0.01), stored("new", 0.02), stored("newer", 0.03)])
+    click = EventType.CLICK
+    history = [("new", click), ("a", click), ("newer", click), ("gone", click)]
+    tokens, types, content, pad = index.encoder_inputs(known, history)
+    assert (tokens.tolist(), types.tolist(), pad) == ([0, 0, 1, 0, 0], [0, 1, 1, 1, 1], 1)
+    assert np.allclose(content[:, 0], [0.02, 0.03, 0.0]) and content.shape == (3, 384)
+    tokens, types, content, pad = index.encoder_inputs(space(), history)
+    assert tokens.tolist() == [0, 0, 1, 0, 0] and content.shape == (5, 384)
+    assert np.allclose(content[:, 0], [0.0, 0.02, 0.01, 0.03, 0.0])
 
 
 def test_upsert_adds_replaces_and_keeps_vectors_current():

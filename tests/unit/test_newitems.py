@@ -153,7 +153,7 @@ def test_the_offline_scorer_scores_as_the_orchestrator_serves() -> None:
     vocabulary = tuple(f"i{t}" for t in range(1, 31))
     index = ItemIndex()
     index.upsert([_stored(item_id, content[t]) for t, item_id in enumerate(vocabulary)])
-    index.set_space(item_space(model, vocabulary, 1))
+    index.set_space(item_space(model, vocabulary, content, 1))
     history, types = [np.array([3, 22, 7])], [np.ones(3, np.int64)]
     table = content_table(content)
     offline = ModelScorer(model, table).scores(history, types)[0]

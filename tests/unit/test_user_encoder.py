@@ -137,3 +137,18 @@ def test_bounded_corrections_hold_their_norm_through_training():
     assert norms.max() <= bound * (1 + 1e-5)
     assert norms.min() > bound * 0.9  # trained up to the bound, not collapsed to zero
     assert unbounded.item_embedding.weight[1:].norm(dim=1).min() > 10 * bound
+
+
+def test_known_item_vectors_encode_as_the_items_content_does():
+    """What a served version carries: its items' vectors from their content as trained,
+    so a history of known items needs their tokens alone."""
+    torch.manual_seed(0)
+    model = UserEncoder(UserEncoderConfig(num_items=20, max_len=8)).eval()
+    content = torch.randn(20, 384)
+    known = model.known_item_vectors(content)
+    assert known.shape == (21, 64) and known[0].abs().sum() == 0
+    ids, types, _ = make_batch([3, 8])
+    with torch.inference_mode():
+        expected, _ = model(ids, types, torch.cat([torch.zeros(1, 384), content])[ids])
+        from_tokens, _ = model.encode(known[ids], types)
+    assert torch.allclose(from_tokens, expected, atol=1e-5)

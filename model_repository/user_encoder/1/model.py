@@ -1,4 +1,11 @@
-"""Triton adapter for the user encoder (torch module in serving/models/user_encoder.py)."""
+"""Triton adapter for the user encoder (torch module in serving/models/user_encoder.py).
+
+A version exported with its items' vectors (``known_items.npy``: learned embedding +
+projected content of every vocabulary item, as trained) takes CONTENT rows only for the
+positions whose item it does not know (ITEM_IDS 0, EVENT_TYPES > 0), in order: a history
+of known items sends tokens alone. CONTENT with a row for every position (the only form
+versions without that file take) places every item by its learned embedding + that row.
+"""
 
 import json
 from pathlib import Path
@@ -8,6 +15,8 @@ import torch
 import triton_python_backend_utils as pb_utils
 
 from serving.models.user_encoder import UserEncoder, UserEncoderConfig
+
+KNOWN_ITEMS = "known_items.npy"  # serving/adapters/triton/repository.py writes it
 
 
 class TritonPythonModel:
@@ -21,6 +30,32 @@ class TritonPythonModel:
         self.model = UserEncoder(config)
         self.model.load_state_dict(torch.load(folder / "weights.pt", map_location="cpu"))
         self.model.to(self.device).eval()
+        known = folder / KNOWN_ITEMS
+        self.known = torch.from_numpy(np.load(known)).to(self.device) if known.is_file() else None
+
+    @staticmethod
+    def unknown(ids, types):
+        """Positions holding an item the version has no token for."""
+        return (ids == 0) & (types > 0)
+
+    def rows_of_unknown(self, ids, types, content):
+        """Whether CONTENT holds one row for each unknown item of one history."""
+        return (
+            self.known is not None
+            and ids.shape[0] == 1
+            and content.shape[1] == int(self.unknown(ids, types).sum())
+        )
+
+    def item_vectors(self, ids, types, content):
+        """(batch, L, dim) the positions' item vectors (see the module docstring)."""
+        tokens = torch.from_numpy(ids).to(self.device)
+        rows = torch.from_numpy(content).to(self.device)
+        if content.shape[1] == ids.shape[1]:
+            return self.model.item_vectors(tokens, rows)
+        items = self.known[tokens]
+        unknown = torch.from_numpy(self.unknown(ids, types)).to(self.device)
+        items[unknown] = self.model.content_projection(rows[0])
+        return items
 
     def execute(self, requests):
         inputs, errors = [], {}
@@ -28,8 +63,8 @@ class TritonPythonModel:
             ids = pb_utils.get_input_tensor_by_name(request, "ITEM_IDS").as_numpy()
             types = pb_utils.get_input_tensor_by_name(request, "EVENT_TYPES").as_numpy()
             content = pb_utils.get_input_tensor_by_name(request, "CONTENT").as_numpy()
-            if ids.shape != types.shape or content.shape[:2] != ids.shape:
-                errors[index] = "ITEM_IDS, EVENT_TYPES and CONTENT must share batch and length"
+            if ids.shape != types.shape or content.shape[0] != ids.shape[0]:
+                errors[index] = "ITEM_IDS, EVENT_TYPES and CONTENT must share the batch size"
             elif content.shape[2] != self.model.config.content_dim:
                 errors[index] = (
                     f"CONTENT is {content.shape[2]}-d; this version was trained with"
@@ -37,6 +72,11 @@ class TritonPythonModel:
                 )
             elif ids.max(initial=0) > self.model.config.num_items or ids.min(initial=0) < 0:
                 errors[index] = "ITEM_IDS out of the model's vocabulary"
+            elif content.shape[1] != ids.shape[1] and not self.rows_of_unknown(ids, types, content):
+                errors[index] = (
+                    "CONTENT needs a row for every position, or (a version with its items'"
+                    " vectors, one history) one for each position of an unknown item"
+                )
             else:
                 inputs.append((index, ids, types, content))
         results = {}
@@ -47,11 +87,9 @@ class TritonPythonModel:
                 by_length.setdefault(entry[1].shape[1], []).append(entry)
             with torch.inference_mode():
                 for group in by_length.values():
-                    tensors = [
-                        torch.from_numpy(np.concatenate([g[k] for g in group])).to(self.device)
-                        for k in (1, 2, 3)
-                    ]
-                    hidden, attention = self.model(*tensors)
+                    items = torch.cat([self.item_vectors(*entry[1:]) for entry in group])
+                    types = torch.from_numpy(np.concatenate([g[2] for g in group]))
+                    hidden, attention = self.model.encode(items, types.to(self.device))
                     user = hidden[:, -1].float().cpu().numpy()
                     attention = attention.float().cpu().numpy()
                     start = 0

@@ -32,10 +32,12 @@ async def save_item_space(
     async with pool.connection() as conn:
         await conn.execute(
             "INSERT INTO model_artifacts (model_name, version, vocabulary, item_embeddings,"
-            " content_projection, config, metrics) VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " content_projection, known_vectors, config, metrics)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)"
             " ON CONFLICT (model_name, version) DO UPDATE SET vocabulary = EXCLUDED.vocabulary,"
             " item_embeddings = EXCLUDED.item_embeddings,"
-            " content_projection = EXCLUDED.content_projection, config = EXCLUDED.config,"
+            " content_projection = EXCLUDED.content_projection,"
+            " known_vectors = EXCLUDED.known_vectors, config = EXCLUDED.config,"
             " metrics = EXCLUDED.metrics",
             (
                 USER_ENCODER,
@@ -43,6 +45,7 @@ async def save_item_space(
                 list(space.vocabulary),
                 _pack(space.item_embeddings),
                 _pack(projection),
+                _pack(space.known_vectors) if space.known_vectors is not None else None,
                 Jsonb(
                     {
                         "max_len": space.max_len,
@@ -60,14 +63,14 @@ async def save_item_space(
 async def load_item_space(pool: AsyncConnectionPool, version: int) -> ItemSpace | None:
     async with pool.connection() as conn:
         cur = await conn.execute(
-            "SELECT vocabulary, item_embeddings, content_projection, config FROM model_artifacts"
-            " WHERE model_name = %s AND version = %s",
+            "SELECT vocabulary, item_embeddings, content_projection, known_vectors, config"
+            " FROM model_artifacts WHERE model_name = %s AND version = %s",
             (USER_ENCODER, version),
         )
         row = await cur.fetchone()
     if row is None:
         return None
-    vocabulary, embeddings, projection, config = row
+    vocabulary, embeddings, projection, known, config = row
     matrix = _unpack(projection)
     return ItemSpace(
         version=version,
@@ -77,6 +80,7 @@ async def load_item_space(pool: AsyncConnectionPool, version: int) -> ItemSpace 
         projection_weight=matrix[:, :-1],
         projection_bias=matrix[:, -1],
         content_encoder=ContentEncoderId.from_dict(config.get("content_encoder")),
+        known_vectors=_unpack(known) if known is not None else None,
     )
 
 

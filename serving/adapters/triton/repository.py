@@ -16,6 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from serving.adapters.triton.content_model import ContentModel
 from serving.config import InstanceKind
 from serving.core.domain import CONTENT_ENCODER as CONTENT_ENCODER
@@ -31,6 +33,9 @@ WEIGHTS = "weights.pt"
 MODEL_CONFIG = "config.json"
 CONTENT_ENCODER_RECORD = "content_encoder.json"
 """Next to a version's weights: the content encoder it was trained with."""
+KNOWN_ITEMS = "known_items.npy"
+"""Next to a version's weights: its vocabulary's item vectors by token (row 0 zero), so
+that the user encoder takes known items' tokens alone (model_repository/user_encoder)."""
 _KIND = re.compile(r"kind:\s*KIND_[A-Z]+")
 _EMBEDDING_DIMS = re.compile(r'(name:\s*"EMBEDDING"[^}]*dims:\s*\[\s*)\d+(\s*\])')
 
@@ -100,9 +105,11 @@ def write_user_encoder_version(
     model: UserEncoder,
     version: int,
     content_encoder: ContentEncoderId | None = None,
+    known_vectors: np.ndarray | None = None,
 ) -> int:
     """Write ``model`` as version ``version`` (atomically: Triton never sees half a folder),
-    with the content encoder it was trained with when known."""
+    with the content encoder it was trained with when known, and its vocabulary's item
+    vectors (``ItemSpace.known_vectors``) when given."""
     import torch
 
     folder = repository / USER_ENCODER
@@ -115,6 +122,9 @@ def write_user_encoder_version(
     if content_encoder is not None:
         record = json.dumps(content_encoder.to_dict(), indent=2)
         (staging / CONTENT_ENCODER_RECORD).write_text(record)
+    if known_vectors is not None:
+        zero = np.zeros((1, known_vectors.shape[1]), np.float32)
+        np.save(staging / KNOWN_ITEMS, np.concatenate([zero, known_vectors]).astype(np.float32))
     shutil.copy2(TEMPLATES / USER_ENCODER / "1" / "model.py", staging / "model.py")
     os.chmod(staging, 0o755)
     staging.rename(folder / str(version))
