@@ -136,8 +136,14 @@ class Platform:
         listener.start()
         index = ItemIndex()
         catalogue = PostgresItems(pool)
+        retriever = FaissRetriever(exact_below=settings.exact_search_below)
         index_sync = IndexSync(
-            catalogue, PostgresItemSpaces(pool), encoders, index, settings.index_refresh_s
+            catalogue,
+            PostgresItemSpaces(pool),
+            encoders,
+            index,
+            settings.index_refresh_s,
+            prepare=retriever.prepare,
         )
         await index_sync.start()
         impressions = ImpressionWriter(
@@ -153,7 +159,7 @@ class Platform:
             parameters,
             feedback,
             impressions,
-            retriever=FaissRetriever(exact_below=settings.exact_search_below),
+            retriever=retriever,
             queries=QueryEmbeddings(encoders, settings.query_cache_size),
         )
         preview = PreviewService(PostgresLoggedLists(pool), feedback, recommender, parameters)

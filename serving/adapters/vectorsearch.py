@@ -129,6 +129,11 @@ class FaissRetriever:
         reference = score(arrays.spread_sample)
         return Retrieval(candidates[top_k(scores, k)], score, reference)
 
+    def prepare(self, arrays: IndexArrays) -> None:
+        """Start building the index for ``arrays``' model space (when it is large enough)
+        in the background, before the first request asks for it."""
+        self._index_for(arrays)
+
     def wait_until_built(self, timeout_s: float | None = None) -> None:
         """Block until a background build in progress is done (tests, benchmarks)."""
         building = self._building

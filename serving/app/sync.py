@@ -8,12 +8,13 @@ import asyncio
 import contextlib
 import logging
 from collections import Counter
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from serving.app.ports import Catalogue, ExperimentStore, ItemSpaces, ParameterStore, ServedModels
 from serving.core.encoders import pairing_problem
 from serving.core.experiments import Experiment
-from serving.core.index import ItemIndex, StoredItem
+from serving.core.index import IndexArrays, ItemIndex, StoredItem
 from serving.core.parameters import ParameterVersion
 
 log = logging.getLogger(__name__)
@@ -59,8 +60,13 @@ class IndexSync:
         models: ServedModels,
         index: ItemIndex,
         interval_s: float,
+        prepare: Callable[[IndexArrays], None] | None = None,
     ) -> None:
         self._catalogue = catalogue
+        self._prepare = prepare
+        """Called with the index's arrays after every refresh that changed them (start-up
+        and a new model space included): a retriever starts building what it searches
+        them with (``Retriever.prepare``) before a request asks for it."""
         self._spaces = spaces
         self._models = models
         self._index = index
@@ -111,7 +117,10 @@ class IndexSync:
             self._index.update_stats(stats)
             self._stats_versions.update((s.item_id, s.updated_at) for s in stats)
         self._stats_since = now - OVERLAP
+        before = self._index.arrays
         await self._follow_model()
+        if self._prepare is not None and (changed or self._index.arrays is not before):
+            self._prepare(self._index.arrays)
 
     def _switch_encoder(self, changed: list[StoredItem]) -> bool:
         """Note each item's content encoder; when most of the catalogue's vectors now come

@@ -17,7 +17,7 @@ from serving.app.sync import IndexSync, ParameterCache
 from serving.core.domain import EventType, Item, LoggedList, RecommendQuery, UserState
 from serving.core.errors import InvalidArgument, NotFound, Unavailable
 from serving.core.experiments import Experiment, Variant
-from serving.core.index import ItemIndex, ItemStatsRow, StoredItem
+from serving.core.index import IndexArrays, ItemIndex, ItemStatsRow, StoredItem
 from serving.core.parameters import Parameters, ParameterVersion
 from tests.unit import fakes
 from tests.unit.fakes import T0, event
@@ -267,7 +267,8 @@ async def test_preview_replays_the_logs_and_the_users() -> None:
 async def test_index_sync_applies_changes_once_and_follows_the_model() -> None:
     catalogue, spaces = fakes.FakeCatalogue(), fakes.FakeItemSpaces()
     models, index = fakes.FakeServedModels(version=None), ItemIndex()
-    sync = IndexSync(catalogue, spaces, models, index, interval_s=60)
+    prepared: list[IndexArrays] = []  # what a retriever is asked to build for, in order
+    sync = IndexSync(catalogue, spaces, models, index, interval_s=60, prepare=prepared.append)
     a = StoredItem(Item("a", "a"), fakes.content("a"), catalogue.now, False)
     catalogue.items["a"] = a
     catalogue.stats["a"] = ItemStatsRow("a", 5.0, catalogue.now, catalogue.now, 10, 2)
@@ -287,6 +288,11 @@ async def test_index_sync_applies_changes_once_and_follows_the_model() -> None:
     spaces.spaces[1] = fakes.item_space(1)
     await sync.refresh()
     assert index.space is spaces.spaces[1] and index.arrays.vectors.shape == (2, fakes.DIM)
+    # A retriever is asked to prepare after each refresh that changed the arrays only.
+    assert len(prepared) == 3 and prepared[-1] is index.arrays
+    assert prepared[-1].space is spaces.spaces[1] and prepared[1].space is None
+    await sync.refresh()
+    assert len(prepared) == 3
 
 
 async def test_parameter_cache_reloads_parameters_and_experiment() -> None:

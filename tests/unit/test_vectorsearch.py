@@ -152,6 +152,20 @@ def test_a_new_model_space_is_searched_exactly_until_its_index_is_built(
     assert _recall(retriever.retrieve(base.arrays, users[0], allowed, K).candidates, exact) >= 0.95
 
 
+def test_prepare_builds_the_index_before_any_request(
+    catalogue: tuple[ItemIndex, np.ndarray, np.ndarray],
+) -> None:
+    base, _, _ = catalogue
+    retriever = FaissRetriever(exact_below=1000, background=True)
+    retriever.prepare(base.arrays)
+    retriever.wait_until_built(60)
+    assert retriever.built is not None and retriever.built.space is base.space
+    small = FaissRetriever(exact_below=ITEMS + 1, background=True)
+    small.prepare(base.arrays)
+    small.wait_until_built(60)
+    assert small.built is None
+
+
 def test_small_catalogues_and_no_model_are_searched_exactly(
     catalogue: tuple[ItemIndex, np.ndarray, np.ndarray],
 ) -> None:

@@ -55,6 +55,10 @@ class Retriever(Protocol):
         new_items: NewItems | None = None,
     ) -> Retrieval: ...
 
+    def prepare(self, arrays: IndexArrays) -> None:
+        """Start building whatever searching ``arrays`` takes (a new model space), so the
+        first request finds it ready; returns at once."""
+
 
 class MatrixProduct:
     """Exact retrieval: one matrix product over every item vector (items newer than the
@@ -69,6 +73,9 @@ class MatrixProduct:
         new_items: NewItems | None = None,
     ) -> Retrieval:
         return best_of(user_scores(arrays, query, new_items or NewItems()), allowed, k)
+
+    def prepare(self, arrays: IndexArrays) -> None:
+        """Nothing to build: the product needs the arrays alone."""
 
 
 def best_of(scores: np.ndarray, allowed: np.ndarray, k: int) -> Retrieval:
