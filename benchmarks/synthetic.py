@@ -62,16 +62,19 @@ def synthetic_index(
     content_dim: int,
     rng: np.random.Generator,
     learned: int | None = None,
+    content: np.ndarray | None = None,
 ) -> ItemIndex:
     """An ``ItemIndex`` of the catalogue's items in a model space whose learned embeddings
     are the catalogue's vectors (the first ``learned`` items; the rest newer than the model),
-    with random unit content embeddings (the projection is zero: the vectors are the
-    catalogue's). Items are ``item-<n>`` in category ``c<category>``."""
+    with ``content`` as their (unit) content embeddings, random ones by default (the
+    projection is zero: the vectors are the catalogue's). Items are ``item-<n>`` in
+    category ``c<category>``."""
     n, dim = catalogue.vectors.shape
     learned = n if learned is None else learned
     ids = [f"item-{i}" for i in range(n)]
-    content = rng.standard_normal((n, content_dim)).astype(np.float32)
-    content /= np.linalg.norm(content, axis=1, keepdims=True)
+    if content is None:
+        content = rng.standard_normal((n, content_dim)).astype(np.float32)
+        content /= np.linalg.norm(content, axis=1, keepdims=True)
     space = ItemSpace(
         version=1,
         max_len=50,

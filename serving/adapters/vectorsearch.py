@@ -1,10 +1,13 @@
-"""Retrieval through FAISS: an inverted-file index over the item vectors of the model's
-space, with exact search beside it for whatever the index does not hold.
+"""Retrieval through FAISS: inverted-file indexes over the item vectors of the model's
+space and over the content embeddings (free-text queries, "more like this"), with exact
+search beside them for whatever an index does not hold.
 
 Below ``exact_below`` items one matrix product is faster, and search is exact. Above, an
-IVF index (``IndexIVFFlat``, inner product; chosen by ``benchmarks.ann``) is built in a
-background thread from one snapshot of the arrays, once per model space; until it is
-ready, search stays exact. A built index is never changed: the rows written after its
+IVF index (inner product; ``IndexIVFFlat`` for the item vectors, chosen by
+``benchmarks.ann``; 8-bit scalar-quantised for the 384-d content, a quarter of its size,
+the candidates it finds scored exactly) is built in a background thread from one snapshot
+of the arrays, once per model space (content: per content width); until it is ready,
+search stays exact. A built index is never changed: the rows written after its
 snapshot (UpsertItems, new content) and the items newer than the model (set on the
 known items' scale, ``newitems``) are scored exactly beside it, and their stale entries
 in it are filtered out. So a new item is recommendable on the next call, and when those
@@ -27,15 +30,15 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import faiss
 import numpy as np
 
 from serving.core.index import IndexArrays
-from serving.core.itemspace import ItemSpace
 from serving.core.newitems import NewItems, user_scores
-from serving.core.ranking.retrieve import Retrieval, best_of, top_k
+from serving.core.ranking.retrieve import Retrieval, best_of, by_content, top_k
 
 log = logging.getLogger(__name__)
 
@@ -50,37 +53,164 @@ TRAINING_PER_LIST = 40
 
 
 @dataclass(frozen=True)
-class BuiltIndex:
-    """An IVF index over one snapshot's learned item vectors (ids are row positions)."""
+class Kind:
+    """One kind of vector an index is kept over."""
 
-    space: ItemSpace
+    name: str
+    key: Callable[[IndexArrays], object]
+    """What an index of this kind is built for (None: nothing to build): a new key, a new
+    index."""
+    held: Callable[[IndexArrays], np.ndarray]
+    """Mask of the rows an index holds (the others are always scored beside it)."""
+    stamps: Callable[[IndexArrays], np.ndarray | None]
+    """The write that last set each row's vector (``IndexArrays.written``)."""
+    vectors: Callable[[IndexArrays], np.ndarray]
+    make: Callable[[int, int], faiss.IndexIVF]
+    """(width, lists) -> an empty index."""
+
+
+def _ivf_flat(width: int, lists: int) -> faiss.IndexIVF:
+    return faiss.IndexIVFFlat(faiss.IndexFlatIP(width), width, lists, faiss.METRIC_INNER_PRODUCT)
+
+
+def _ivf_sq8(width: int, lists: int) -> faiss.IndexIVF:
+    quantizer = faiss.IndexFlatIP(width)
+    return faiss.IndexIVFScalarQuantizer(
+        quantizer, width, lists, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+    )
+
+
+ITEM_VECTORS = Kind(
+    "item vectors",
+    key=lambda arrays: arrays.space,
+    held=lambda arrays: arrays.learned,
+    stamps=lambda arrays: arrays.written,
+    vectors=lambda arrays: arrays.vectors,
+    make=_ivf_flat,
+)
+"""The model space's item vectors, of the items with a learned embedding (the others are
+set on the known items' scale per request, ``newitems``)."""
+CONTENT = Kind(
+    "content",
+    key=lambda arrays: arrays.content.shape[1],
+    held=lambda arrays: np.ones(len(arrays.ids), bool),
+    stamps=lambda arrays: arrays.content_written,
+    vectors=lambda arrays: arrays.content,
+    make=_ivf_sq8,
+)
+"""Every item's content embedding (unit length: the inner product is the cosine)."""
+
+
+def _same(key: object, other: object) -> bool:
+    """A model space is the same object (its arrays make == ambiguous); a width, equal."""
+    return key is other or (isinstance(key, int) and key == other)
+
+
+@dataclass(frozen=True)
+class BuiltIndex:
+    """An IVF index over one snapshot's rows of one kind (ids are row positions)."""
+
+    key: object
+    """What it was built for (``Kind.key``): the model space, or the content width."""
     write: int
-    """The latest vector write the snapshot holds (rows written later are scored beside)."""
-    index: faiss.IndexIVFFlat
+    """The latest write the snapshot holds (rows written later are scored beside)."""
+    index: faiss.IndexIVF
     lists: int
     seconds: float
 
 
-def build_index(arrays: IndexArrays) -> BuiltIndex:
-    """The IVF index over ``arrays``' items with a learned embedding (``2 * sqrt(n)``
+def build_index(arrays: IndexArrays, kind: Kind = ITEM_VECTORS) -> BuiltIndex:
+    """The IVF index over the rows of ``arrays`` that ``kind`` holds (``2 * sqrt(n)``
     lists, trained on an evenly spread sample)."""
     started = time.perf_counter()
-    assert arrays.space is not None and arrays.written is not None
-    rows = np.flatnonzero(arrays.learned)
-    vectors = np.ascontiguousarray(arrays.vectors[rows], np.float32)
+    stamps = kind.stamps(arrays)
+    assert stamps is not None
+    rows = np.flatnonzero(kind.held(arrays))
+    vectors = np.ascontiguousarray(kind.vectors(arrays)[rows], np.float32)
     lists = max(1, int(2 * math.sqrt(len(rows))))
-    index = faiss.IndexIVFFlat(
-        faiss.IndexFlatIP(vectors.shape[1]), vectors.shape[1], lists, faiss.METRIC_INNER_PRODUCT
-    )
+    index = kind.make(vectors.shape[1], lists)
     index.cp.niter = 10
     index.train(vectors[:: max(1, len(rows) // (lists * TRAINING_PER_LIST))])
     index.add_with_ids(vectors, rows.astype(np.int64))
-    write = int(arrays.written.max(initial=0))
-    return BuiltIndex(arrays.space, write, index, lists, time.perf_counter() - started)
+    write = int(stamps.max(initial=0))
+    return BuiltIndex(kind.key(arrays), write, index, lists, time.perf_counter() - started)
+
+
+class KeptIndex:
+    """The index of one kind kept current for the arrays it is asked about: built in the
+    background for a new key, rebuilt when the rows written since exceed a share of it."""
+
+    def __init__(self, kind: Kind, exact_below: int, rebuild_after: float, background: bool):
+        self.kind = kind
+        self.exact_below = exact_below
+        self.rebuild_after = rebuild_after
+        self._background = background
+        self.built: BuiltIndex | None = None
+        self._building: threading.Thread | None = None
+        self._beside: tuple[IndexArrays, BuiltIndex, np.ndarray] | None = None
+        self._written_since = 0  # of those rows, the ones written after the build
+
+    def for_arrays(self, arrays: IndexArrays) -> BuiltIndex | None:
+        """The built index to search ``arrays`` with; None: search exactly (too few items,
+        nothing to build for, or its index still being built)."""
+        key = self.kind.key(arrays)
+        if key is None or self.kind.stamps(arrays) is None or len(arrays.ids) < self.exact_below:
+            return None
+        built = self.built
+        if built is None or not _same(key, built.key):
+            self._start_build(arrays)
+            built = self.built
+            return built if built is not None and _same(key, built.key) else None
+        self.beside(arrays, built)
+        if self._written_since > self.rebuild_after * built.index.ntotal:
+            self._start_build(arrays)
+        return built
+
+    def beside(self, arrays: IndexArrays, built: BuiltIndex) -> np.ndarray:
+        """Rows scored exactly beside ``built``: written after its snapshot, or not of the
+        kind it holds (computed once per arrays). Only the first count towards a rebuild:
+        a new index would not hold the second either."""
+        cached = self._beside
+        if cached is not None and cached[0] is arrays and cached[1] is built:
+            return cached[2]
+        stamps = self.kind.stamps(arrays)
+        assert stamps is not None
+        since = stamps > built.write
+        rows = np.flatnonzero(since | ~self.kind.held(arrays))
+        self._beside, self._written_since = (arrays, built, rows), int(np.count_nonzero(since))
+        return rows
+
+    def wait(self, timeout_s: float | None = None) -> None:
+        building = self._building
+        if building is not None:
+            building.join(timeout_s)
+
+    def _start_build(self, arrays: IndexArrays) -> None:
+        if self._building is not None and self._building.is_alive():
+            return
+        kind = self.kind
+
+        def build() -> None:
+            try:
+                built = build_index(arrays, kind)
+            except Exception:
+                log.exception("building the %s index failed; search stays exact", kind.name)
+                return
+            self.built = built
+            log.info(
+                "vector index built (%s): %d items, %d lists, %.1f s",
+                kind.name, built.index.ntotal, built.lists, built.seconds,
+            )  # fmt: skip
+
+        if self._background:
+            self._building = threading.Thread(target=build, name=f"{kind.name} index", daemon=True)
+            self._building.start()
+        else:
+            build()
 
 
 class FaissRetriever:
-    """``Retriever`` over a FAISS IVF index, exact below ``exact_below`` items."""
+    """``Retriever`` over FAISS IVF indexes, exact below ``exact_below`` items."""
 
     def __init__(
         self,
@@ -93,14 +223,14 @@ class FaissRetriever:
         self.exact_below = exact_below
         self.probes = probes
         self.exact_allowed = exact_allowed
-        self.rebuild_after = rebuild_after
-        """Rebuild once the rows scored beside the index exceed this share of it."""
-        self._background = background
-        self.built: BuiltIndex | None = None
-        self._building: threading.Thread | None = None
-        self._beside: tuple[IndexArrays, BuiltIndex, np.ndarray] | None = None
-        self._written_since = 0  # of those rows, the ones written after the build
+        self.items = KeptIndex(ITEM_VECTORS, exact_below, rebuild_after, background)
+        self.content = KeptIndex(CONTENT, exact_below, rebuild_after, background)
         faiss.omp_set_num_threads(1)  # one query per request; processes use the cores
+
+    @property
+    def built(self) -> BuiltIndex | None:
+        """The item-vector index built last (None: none yet)."""
+        return self.items.built
 
     def retrieve(
         self,
@@ -111,67 +241,64 @@ class FaissRetriever:
         new_items: NewItems | None = None,
     ) -> Retrieval:
         new_items = new_items or NewItems()
-        built = self._index_for(arrays)
+        built = self.items.for_arrays(arrays)
         if built is None:
             return best_of(user_scores(arrays, query, new_items), allowed, k)
-        beside = self._rows_beside(arrays, built)
-        in_index = allowed.copy()
-        in_index[beside] = False
-        found = self._search(built, arrays, query, in_index, k)
-        candidates = np.union1d(found, beside[allowed[beside]])
-        scores = user_scores(arrays, query, new_items, candidates)
 
         def score(positions: np.ndarray) -> np.ndarray:
             return user_scores(arrays, query, new_items, np.asarray(positions, np.int64))
 
-        # Relevance is standardised as exact search does it, against every item's score
-        # (new items' calibrated), or an even sample of them.
-        reference = score(arrays.spread_sample)
-        return Retrieval(candidates[top_k(scores, k)], score, reference)
+        return self._through(self.items, built, arrays, query, allowed, k, score)
+
+    def by_content(
+        self, arrays: IndexArrays, query: np.ndarray, allowed: np.ndarray, k: int
+    ) -> Retrieval:
+        built = self.content.for_arrays(arrays)
+        if built is None:
+            return by_content(arrays, query, allowed, k)
+
+        def score(positions: np.ndarray) -> np.ndarray:
+            similarity: np.ndarray = arrays.content[np.asarray(positions, np.int64)] @ query
+            return similarity
+
+        return self._through(self.content, built, arrays, query, allowed, k, score)
 
     def prepare(self, arrays: IndexArrays) -> None:
-        """Start building the index for ``arrays``' model space (when it is large enough)
-        in the background, before the first request asks for it."""
-        self._index_for(arrays)
+        """Start building the indexes for ``arrays`` (when it is large enough) in the
+        background, before the first request asks for them."""
+        self.items.for_arrays(arrays)
+        self.content.for_arrays(arrays)
 
     def wait_until_built(self, timeout_s: float | None = None) -> None:
-        """Block until a background build in progress is done (tests, benchmarks)."""
-        building = self._building
-        if building is not None:
-            building.join(timeout_s)
+        """Block until background builds in progress are done (tests, benchmarks)."""
+        self.items.wait(timeout_s)
+        self.content.wait(timeout_s)
 
-    def _index_for(self, arrays: IndexArrays) -> BuiltIndex | None:
-        """The built index to search ``arrays`` with; None: search exactly (too few items,
-        no model, or the index for this model space is still being built)."""
-        if arrays.space is None or arrays.written is None or len(arrays.ids) < self.exact_below:
-            return None
-        built = self.built
-        if built is None or built.space is not arrays.space:
-            self._start_build(arrays)
-            built = self.built
-            return built if built is not None and built.space is arrays.space else None
-        self._rows_beside(arrays, built)
-        if self._written_since > self.rebuild_after * built.index.ntotal:
-            self._start_build(arrays)
-        return built
-
-    def _rows_beside(self, arrays: IndexArrays, built: BuiltIndex) -> np.ndarray:
-        """Rows scored exactly beside ``built``: written after its snapshot, or newer than
-        the model (computed once per arrays). Only the first kind counts towards a
-        rebuild: a new index would not hold the second either."""
-        cached = self._beside
-        if cached is not None and cached[0] is arrays and cached[1] is built:
-            return cached[2]
-        assert arrays.written is not None
-        since = arrays.written > built.write
-        rows = np.flatnonzero(since | ~arrays.learned)
-        self._beside, self._written_since = (arrays, built, rows), int(np.count_nonzero(since))
-        return rows
+    def _through(
+        self,
+        kept: KeptIndex,
+        built: BuiltIndex,
+        arrays: IndexArrays,
+        query: np.ndarray,
+        allowed: np.ndarray,
+        k: int,
+        score: Callable[[np.ndarray], np.ndarray],
+    ) -> Retrieval:
+        """The ``k`` best allowed rows by ``score``: the index's candidates and the rows
+        beside it, scored exactly. Relevance is standardised as exact search does it,
+        against every item's score (new items' calibrated), or an even sample of them."""
+        beside = kept.beside(arrays, built)
+        in_index = allowed.copy()
+        in_index[beside] = False
+        found = self._search(built, kept.kind.vectors(arrays), query, in_index, k)
+        candidates = np.union1d(found, beside[allowed[beside]])
+        scores = score(candidates)
+        return Retrieval(candidates[top_k(scores, k)], score, score(arrays.spread_sample))
 
     def _search(
         self,
         built: BuiltIndex,
-        arrays: IndexArrays,
+        vectors: np.ndarray,
         query: np.ndarray,
         in_index: np.ndarray,
         k: int,
@@ -181,7 +308,7 @@ class FaissRetriever:
         allowed = int(np.count_nonzero(in_index))
         if allowed <= self.exact_allowed:
             rows = np.flatnonzero(in_index)
-            exact: np.ndarray = rows[top_k(arrays.vectors[rows] @ query, k)]
+            exact: np.ndarray = rows[top_k(vectors[rows] @ query, k)]
             return exact
         share = allowed / max(built.index.ntotal, 1)
         probes = min(built.lists, math.ceil(self.probes / min(share, 1.0) ** 3))
@@ -191,25 +318,3 @@ class FaissRetriever:
         _, found = built.index.search(query[None].astype(np.float32), k, params=params)
         hits: np.ndarray = found[0][found[0] >= 0]
         return hits
-
-    def _start_build(self, arrays: IndexArrays) -> None:
-        if self._building is not None and self._building.is_alive():
-            return
-
-        def build() -> None:
-            try:
-                built = build_index(arrays)
-            except Exception:
-                log.exception("building the vector index failed; search stays exact")
-                return
-            self.built = built
-            log.info(
-                "vector index built: %d items, %d lists, %.1f s (user_encoder v%d)",
-                built.index.ntotal, built.lists, built.seconds, built.space.version,
-            )  # fmt: skip
-
-        if self._background:
-            self._building = threading.Thread(target=build, name="vector-index", daemon=True)
-            self._building.start()
-        else:
-            build()

@@ -62,6 +62,9 @@ class IndexArrays:
     written: np.ndarray | None = None
     """(N,) int64: the index write that last set each row's vector (an index library keeps
     what it built and scores the rows written since beside it); None: unknown."""
+    content_written: np.ndarray | None = None
+    """(N,) int64: the same for each row's content embedding (a new model space rewrites
+    every vector, no content)."""
 
     @cached_property
     def unlearned(self) -> np.ndarray:
@@ -126,6 +129,7 @@ class ItemIndex:
             window=np.zeros((0, 2)),
             learned=np.zeros(0, bool),
             written=np.zeros(0, np.int64),
+            content_written=np.zeros(0, np.int64),
         )
         self.popularity = np.zeros(0)  # decayed engagement at popularity_at
         self.popularity_at = np.zeros(0)  # epoch seconds
@@ -232,6 +236,8 @@ class ItemIndex:
         learned = np.concatenate([old.learned, np.zeros(grow, bool)])
         written = np.concatenate([self._written(old), np.zeros(grow, np.int64)])
         written[rows] = next(_WRITES)
+        content_written = np.concatenate([self._content_written(old), np.zeros(grow, np.int64)])
+        content_written[rows] = written[rows]
         if self.space is not None:
             # Only the rows written now need new vectors.
             vectors = np.concatenate(
@@ -245,11 +251,24 @@ class ItemIndex:
         self.impressions = np.concatenate([self.impressions, np.zeros(grow)])
         self.clicks = np.concatenate([self.clicks, np.zeros(grow)])
         self.arrays = IndexArrays(
-            ids, content, vectors, published, live, window, learned, self.space, written
+            ids,
+            content,
+            vectors,
+            published,
+            live,
+            window,
+            learned,
+            self.space,
+            written,
+            content_written,
         )
 
     def _written(self, arrays: IndexArrays) -> np.ndarray:
         return arrays.written if arrays.written is not None else np.zeros(len(arrays.ids), np.int64)
+
+    def _content_written(self, arrays: IndexArrays) -> np.ndarray:
+        stamps = arrays.content_written
+        return stamps if stamps is not None else np.zeros(len(arrays.ids), np.int64)
 
     def drop_space(self) -> None:
         """Rank without a model (the fallback) until a space is set again."""
@@ -264,6 +283,7 @@ class ItemIndex:
             old.window,
             np.zeros(len(old.ids), bool),
             written=self._new_write(old),
+            content_written=old.content_written,
         )
 
     def set_space(self, space: ItemSpace) -> None:
@@ -281,6 +301,7 @@ class ItemIndex:
             learned,
             space,
             self._new_write(old),
+            old.content_written,
         )
 
     def _new_write(self, old: IndexArrays) -> np.ndarray:

@@ -86,6 +86,14 @@ class OnlyFirst:
         first = np.flatnonzero(allowed)[:1]
         return Retrieval(first, lambda p: np.ones(len(p)), np.zeros(3))
 
+    def by_content(
+        self, arrays: IndexArrays, query: np.ndarray, allowed: np.ndarray, k: int
+    ) -> Retrieval:
+        return self.retrieve(arrays, query, allowed, k)
+
+    def prepare(self, arrays: IndexArrays) -> None:
+        pass
+
 
 def test_the_pipeline_takes_any_retriever() -> None:
     retriever = OnlyFirst()

@@ -1,6 +1,7 @@
 """The FAISS retriever against exact search on the same arrays: recall with the serving
 filters on, items written after the build found at once, stale entries never served,
-rebuilds on growth and on a new model space, exact search below the threshold."""
+rebuilds on growth and on a new model space, exact search below the threshold; the same
+for free-text queries through the content index."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from benchmarks.synthetic import synthetic_catalogue, synthetic_index
 from serving.adapters.vectorsearch import FaissRetriever
 from serving.core.domain import Item
 from serving.core.index import ItemIndex, StoredItem
-from serving.core.newitems import NewItems
+from serving.core.newitems import NewItems, unit_rows
 from serving.core.ranking.retrieve import MatrixProduct
 
 ITEMS, DIM, CONTENT = 20_000, 32, 8
@@ -148,7 +149,7 @@ def test_a_new_model_space_is_searched_exactly_until_its_index_is_built(
     exact = MatrixProduct().retrieve(base.arrays, users[0], allowed, K).candidates
     np.testing.assert_array_equal(first, exact)  # nothing built yet: exact
     retriever.wait_until_built(60)
-    assert retriever.built is not None and retriever.built.space is base.space
+    assert retriever.built is not None and retriever.built.key is base.space
     assert _recall(retriever.retrieve(base.arrays, users[0], allowed, K).candidates, exact) >= 0.95
 
 
@@ -159,7 +160,7 @@ def test_prepare_builds_the_index_before_any_request(
     retriever = FaissRetriever(exact_below=1000, background=True)
     retriever.prepare(base.arrays)
     retriever.wait_until_built(60)
-    assert retriever.built is not None and retriever.built.space is base.space
+    assert retriever.built is not None and retriever.built.key is base.space
     small = FaissRetriever(exact_below=ITEMS + 1, background=True)
     small.prepare(base.arrays)
     small.wait_until_built(60)
@@ -247,3 +248,47 @@ def test_rows_written_after_a_reset_count_as_written_since_any_earlier_build(
     index.upsert(_stored(i, c) for i, c in zip(base.arrays.ids, base.arrays.content, strict=True))
     assert index.arrays.written is not None
     assert index.arrays.written.min() > retriever.built.write
+
+
+def test_free_text_queries_through_the_content_index_keep_recall_and_follow_writes() -> None:
+    """Clustered content (as a text encoder's): recall@100 against the exact scan with
+    the filters on, the same relevance, a new model space keeping the content index, an
+    item whose text is written after the build found at once."""
+    rng = np.random.default_rng(2)
+    texts = synthetic_catalogue(ITEMS, 48, rng)
+    index = synthetic_index(
+        synthetic_catalogue(ITEMS, DIM, rng), 48, rng, content=unit_rows(texts.vectors)
+    )
+    queries = unit_rows(texts.users(40, rng))
+    retriever = _retriever()
+    categories = texts.categories
+    for rule in ("none", "available", "half the categories out"):
+        recalls = []
+        for q, query in enumerate(queries):
+            allowed = np.ones(ITEMS, bool)
+            if rule != "none":
+                allowed &= rng.random(ITEMS) >= 0.1
+            if rule == "half the categories out":
+                allowed &= (categories + q) % 20 < 10
+            exact = MatrixProduct().by_content(index.arrays, query, allowed, K)
+            found = retriever.by_content(index.arrays, query, allowed, K)
+            assert allowed[found.candidates].all(), "a disallowed item was retrieved"
+            exact_pool = exact.candidates[allowed[exact.candidates]]
+            recalls.append(_recall(found.candidates, exact_pool))
+            sample = exact_pool[:20]
+            np.testing.assert_allclose(found.relevance(sample), exact.relevance(sample), atol=0.02)
+        assert np.mean(recalls) >= 0.98, f"content recall@100 {np.mean(recalls):.3f} ({rule})"
+    built = retriever.content.built
+    assert built is not None and built.key == 48
+
+    assert index.space is not None
+    index.set_space(replace(index.space, version=2))  # every vector rewritten, no content
+    everything = np.ones(ITEMS, bool)
+    retriever.by_content(index.arrays, queries[0], everything, K)
+    assert retriever.content.built is built
+    assert len(retriever.content.beside(index.arrays, built)) == 0
+
+    index.upsert([_stored("item-7", queries[0])])
+    found = retriever.by_content(index.arrays, queries[0], everything, K)
+    assert index.arrays.ids[found.candidates[0]] == "item-7"
+    assert retriever.content.built is built, "one row must not rebuild the index"

@@ -21,7 +21,7 @@ from serving.core.ranking.blend import Blend, blend, negative_similarity, query_
 from serving.core.ranking.diversify import diversify
 from serving.core.ranking.explain import explanations
 from serving.core.ranking.filter import Rules, allowed_items
-from serving.core.ranking.retrieve import Retrieval, Retriever, by_content, by_prior
+from serving.core.ranking.retrieve import Retrieval, Retriever, by_prior
 from serving.core.ranking.signals import CatalogueSignals
 
 
@@ -76,7 +76,7 @@ class RankingPipeline:
         candidates = retrieval.candidates
         by_query = None
         if query is not None:
-            by_query = by_content(index.arrays, query, allowed, pool_size)
+            by_query = self.retriever.by_content(index.arrays, query, allowed, pool_size)
             candidates = np.union1d(candidates, by_query.candidates)
         if thompson:
             candidates = explore.with_coldest(candidates, signals.coldest, allowed, pool_size)

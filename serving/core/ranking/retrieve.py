@@ -55,6 +55,13 @@ class Retriever(Protocol):
         new_items: NewItems | None = None,
     ) -> Retrieval: ...
 
+    def by_content(
+        self, arrays: IndexArrays, query: np.ndarray, allowed: np.ndarray, k: int
+    ) -> Retrieval:
+        """A free-text query's (or an anchor item's) pool: the ``k`` allowed items whose
+        content embeddings are closest to ``query`` (``by_content``)."""
+        ...
+
     def prepare(self, arrays: IndexArrays) -> None:
         """Start building whatever searching ``arrays`` takes (a new model space), so the
         first request finds it ready; returns at once."""
@@ -73,6 +80,11 @@ class MatrixProduct:
         new_items: NewItems | None = None,
     ) -> Retrieval:
         return best_of(user_scores(arrays, query, new_items or NewItems()), allowed, k)
+
+    def by_content(
+        self, arrays: IndexArrays, query: np.ndarray, allowed: np.ndarray, k: int
+    ) -> Retrieval:
+        return by_content(arrays, query, allowed, k)
 
     def prepare(self, arrays: IndexArrays) -> None:
         """Nothing to build: the product needs the arrays alone."""
