@@ -67,6 +67,8 @@ class Kind:
     vectors: Callable[[IndexArrays], np.ndarray]
     make: Callable[[int, int], faiss.IndexIVF]
     """(width, lists) -> an empty index."""
+    lists_per_root: float
+    """Inverted lists per square root of the rows held."""
 
 
 def _ivf_flat(width: int, lists: int) -> faiss.IndexIVF:
@@ -87,6 +89,7 @@ ITEM_VECTORS = Kind(
     stamps=lambda arrays: arrays.written,
     vectors=lambda arrays: arrays.vectors,
     make=_ivf_flat,
+    lists_per_root=2,
 )
 """The model space's item vectors, of the items with a learned embedding (the others are
 set on the known items' scale per request, ``newitems``)."""
@@ -97,8 +100,11 @@ CONTENT = Kind(
     stamps=lambda arrays: arrays.content_written,
     vectors=lambda arrays: arrays.content,
     make=_ivf_sq8,
+    lists_per_root=1,
 )
-"""Every item's content embedding (unit length: the inner product is the cosine)."""
+"""Every item's content embedding (unit length: the inner product is the cosine). Half
+the item vectors' lists: assigning 384-d rows to lists is most of a build (1,000,000
+items: 146 s with 2,000 lists on one thread, 70 s with 1,000; benchmarks/RESULTS.md)."""
 
 
 def _same(key: object, other: object) -> bool:
@@ -120,14 +126,14 @@ class BuiltIndex:
 
 
 def build_index(arrays: IndexArrays, kind: Kind = ITEM_VECTORS) -> BuiltIndex:
-    """The IVF index over the rows of ``arrays`` that ``kind`` holds (``2 * sqrt(n)``
-    lists, trained on an evenly spread sample)."""
+    """The IVF index over the rows of ``arrays`` that ``kind`` holds (``lists_per_root *
+    sqrt(n)`` lists, trained on an evenly spread sample)."""
     started = time.perf_counter()
     stamps = kind.stamps(arrays)
     assert stamps is not None
     rows = np.flatnonzero(kind.held(arrays))
     vectors = np.ascontiguousarray(kind.vectors(arrays)[rows], np.float32)
-    lists = max(1, int(2 * math.sqrt(len(rows))))
+    lists = max(1, int(kind.lists_per_root * math.sqrt(len(rows))))
     index = kind.make(vectors.shape[1], lists)
     index.cp.niter = 10
     index.train(vectors[:: max(1, len(rows) // (lists * TRAINING_PER_LIST))])
