@@ -174,16 +174,17 @@ class KeptIndex:
 
     def beside(self, arrays: IndexArrays, built: BuiltIndex) -> np.ndarray:
         """Rows scored exactly beside ``built``: written after its snapshot, or not of the
-        kind it holds (computed once per arrays). Only the first count towards a rebuild:
-        a new index would not hold the second either."""
+        kind it holds (computed once per arrays). Only rows of both kinds count towards a
+        rebuild: a new index would not hold the others (items newer than the model) either."""
         cached = self._beside
         if cached is not None and cached[0] is arrays and cached[1] is built:
             return cached[2]
         stamps = self.kind.stamps(arrays)
         assert stamps is not None
-        since = stamps > built.write
-        rows = np.flatnonzero(since | ~self.kind.held(arrays))
-        self._beside, self._written_since = (arrays, built, rows), int(np.count_nonzero(since))
+        since, held = stamps > built.write, self.kind.held(arrays)
+        rows = np.flatnonzero(since | ~held)
+        self._beside = (arrays, built, rows)
+        self._written_since = int(np.count_nonzero(since & held))
         return rows
 
     def wait(self, timeout_s: float | None = None) -> None:

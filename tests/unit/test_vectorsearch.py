@@ -228,6 +228,12 @@ def test_many_items_newer_than_the_model_do_not_rebuild_the_index_again_and_agai
     for user in synthetic.users(3, rng):
         retriever.retrieve(index.arrays, user, allowed, K)
     assert retriever.built is built
+    # Nor do more of them arriving after the build (a bulk load of new items: 10%).
+    extra = rng.standard_normal((400, CONTENT))
+    index.upsert(_stored(f"late-{n}", row) for n, row in enumerate(extra))
+    found = retriever.retrieve(index.arrays, synthetic.users(1, rng)[0], np.ones(4400, bool), K)
+    assert retriever.built is built
+    assert len(found.candidates) == K
 
 
 def test_rows_written_after_a_reset_count_as_written_since_any_earlier_build(
