@@ -108,10 +108,11 @@ def test_a_server_retrieving_through_faiss_ranks_as_the_exact_one(
     platform, admin, beekeeping, tmp_path
 ):
     """A second `recsys serve` on the same database and Triton that retrieves through the
-    FAISS index whatever the catalogue's size (``exact_search_below`` 1): it builds the
-    index for the served model (on its first Recommend with a user vector), gives the
-    bee-curious user the list the exact server gives, and an item upserted through it is
-    recommendable on its next call."""
+    FAISS indexes whatever the catalogue's size (``exact_search_below`` 1): it builds them
+    for the served model and the content as soon as it has loaded them, gives the
+    bee-curious user the list the exact server gives, with a free-text query too (through
+    the content index), and an item upserted through it is recommendable on its next
+    call."""
     # Relevance alone: popularity and freshness are read by each server at its own moment
     # (its stats refresh, the second it ranks in), which may reorder near ties.
     version = set_parameters(
@@ -129,8 +130,9 @@ def test_a_server_retrieving_through_faiss_ranks_as_the_exact_one(
         RecsysClient(settings.grpc_target, token=ADMIN_TOKEN, retries=0, timeout_s=30) as faiss,
     ):
         wait_for_version(faiss, version)
-        faiss.recommend(user, k=10)  # the first one with a user vector starts the build
-        assert wait_until(lambda: "vector index built" in log.read_text(), 60), log.read_text()
+        for kind in ("item vectors", "content"):  # built without waiting for a request
+            built = f"vector index built ({kind})"
+            assert wait_until(lambda: built in log.read_text(), 60), log.read_text()  # noqa: B023
         exact, served = admin.recommend(user, k=10), faiss.recommend(user, k=10)
         assert not served.degraded
         # The same list, up to the order of exact ties (each server numbers its items in
@@ -140,6 +142,11 @@ def test_a_server_retrieving_through_faiss_ranks_as_the_exact_one(
         ), (served.item_ids, exact.item_ids)
         on_topic = [sum(i in beekeeping for i in answer.item_ids) for answer in (served, exact)]
         assert on_topic[0] == on_topic[1] >= 6, (served.item_ids, exact.item_ids)
+        text = "hollow stems where solitary bees nest"
+        exact, served = (c.recommend(user, k=10, query=text) for c in (admin, faiss))
+        assert [i.score for i in served.items] == pytest.approx(
+            [i.score for i in exact.items], rel=1e-5
+        ), (served.item_ids, exact.item_ids)
 
         late = Item(
             f"bees-late-{uuid.uuid4().hex[:8]}",
