@@ -52,7 +52,9 @@ def test_bootstrap_model_exports_once_into_an_empty_repository(platform, tmp_pat
     [version] = [p for p in (tmp_path / "user_encoder").iterdir() if p.is_dir()]
     assert version.name == match.group(1)
     files = {p.name for p in version.iterdir()}
-    assert files == {"model.py", "weights.pt", "config.json", "content_encoder.json"}
+    assert files == {
+        "model.py", "weights.pt", "config.json", "content_encoder.json", "known_items.npy"
+    }  # fmt: skip
     again = recsys(platform, "bootstrap-model", "--repository", str(tmp_path), "--no-load")
     assert "nothing to do" in again
 
