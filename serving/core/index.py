@@ -104,6 +104,17 @@ def _window(item: Item) -> tuple[float, float]:
     return (start.timestamp() if start else -math.inf, end.timestamp() if end else math.inf)
 
 
+def _stamped(
+    stamps: np.ndarray | None, size: int, grow: int, rows: np.ndarray, stamp: int
+) -> np.ndarray:
+    """Write stamps for ``size`` old rows (zeros when unknown) and ``grow`` new ones, with
+    ``rows`` stamped ``stamp``."""
+    old = stamps if stamps is not None else np.zeros(size, np.int64)
+    updated: np.ndarray = np.concatenate([old, np.zeros(grow, np.int64)])
+    updated[rows] = stamp
+    return updated
+
+
 def _epoch(moment: datetime | None) -> float:
     return moment.timestamp() if moment is not None else math.nan
 
@@ -234,10 +245,9 @@ class ItemIndex:
         ids = old.ids + tuple(item.item_id for item in self._items[len(old.ids) :])
         vectors = old.vectors
         learned = np.concatenate([old.learned, np.zeros(grow, bool)])
-        written = np.concatenate([self._written(old), np.zeros(grow, np.int64)])
-        written[rows] = next(_WRITES)
-        content_written = np.concatenate([self._content_written(old), np.zeros(grow, np.int64)])
-        content_written[rows] = written[rows]
+        stamp = next(_WRITES)
+        written = _stamped(old.written, len(old.ids), grow, rows, stamp)
+        content_written = _stamped(old.content_written, len(old.ids), grow, rows, stamp)
         if self.space is not None:
             # Only the rows written now need new vectors.
             vectors = np.concatenate(
@@ -262,13 +272,6 @@ class ItemIndex:
             written,
             content_written,
         )
-
-    def _written(self, arrays: IndexArrays) -> np.ndarray:
-        return arrays.written if arrays.written is not None else np.zeros(len(arrays.ids), np.int64)
-
-    def _content_written(self, arrays: IndexArrays) -> np.ndarray:
-        stamps = arrays.content_written
-        return stamps if stamps is not None else np.zeros(len(arrays.ids), np.int64)
 
     def drop_space(self) -> None:
         """Rank without a model (the fallback) until a space is set again."""

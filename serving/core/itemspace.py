@@ -85,9 +85,12 @@ class ItemSpace:
         and which items have a learned embedding (the others are placed by text alone)."""
         tokens = self._tokens(item_ids)
         learned = self._has_learned[tokens]
-        vectors = (self._learned[tokens] + self.project(content)).astype(np.float32)
-        if self.known_vectors is not None:
-            vectors[learned] = self.known_vectors[tokens[learned] - 1]
+        if self.known_vectors is None:
+            return (self._learned[tokens] + self.project(content)).astype(np.float32), learned
+        # The version holds its items' vectors: only the others need their text projected.
+        vectors = np.empty((len(tokens), self.known_vectors.shape[1]), np.float32)
+        vectors[learned] = self.known_vectors[tokens[learned] - 1]
+        vectors[~learned] = self.project(content[~learned])
         return vectors, learned
 
 

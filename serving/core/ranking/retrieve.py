@@ -63,8 +63,8 @@ class Retriever(Protocol):
         ...
 
     def prepare(self, arrays: IndexArrays) -> None:
-        """Start building whatever searching ``arrays`` takes (a new model space), so the
-        first request finds it ready; returns at once."""
+        """Start building whatever searching ``arrays`` takes (called after every change of
+        the index), so a request finds it ready; returns at once."""
 
 
 class MatrixProduct:
