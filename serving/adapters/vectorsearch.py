@@ -50,6 +50,8 @@ EXACT_ALLOWED = 20_000
 """Filters that allow at most this many items are searched exactly over those."""
 TRAINING_PER_LIST = 40
 """k-means sample per list (FAISS warns below 39)."""
+ADD_CHUNK = 65_536
+"""Rows added to a new index at a time."""
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,8 @@ class Kind:
     """Mask of the rows an index holds (the others are always scored beside it)."""
     stamps: Callable[[IndexArrays], np.ndarray | None]
     """The write that last set each row's vector (``IndexArrays.written``)."""
-    vectors: Callable[[IndexArrays], np.ndarray]
+    rows: Callable[[IndexArrays, np.ndarray], np.ndarray]
+    """The vectors of the rows at some positions, as float32."""
     make: Callable[[int, int], faiss.IndexIVF]
     """(width, lists) -> an empty index."""
     lists_per_root: float
@@ -87,7 +90,7 @@ ITEM_VECTORS = Kind(
     key=lambda arrays: arrays.space,
     held=lambda arrays: arrays.learned,
     stamps=lambda arrays: arrays.written,
-    vectors=lambda arrays: arrays.vectors,
+    rows=lambda arrays, positions: arrays.vectors[positions],
     make=_ivf_flat,
     lists_per_root=2,
 )
@@ -98,7 +101,7 @@ CONTENT = Kind(
     key=lambda arrays: arrays.content.shape[1],
     held=lambda arrays: np.ones(len(arrays.ids), bool),
     stamps=lambda arrays: arrays.content_written,
-    vectors=lambda arrays: arrays.content,
+    rows=lambda arrays, positions: arrays.content_of(positions),
     make=_ivf_sq8,
     lists_per_root=1,
 )
@@ -132,12 +135,14 @@ def build_index(arrays: IndexArrays, kind: Kind = ITEM_VECTORS) -> BuiltIndex:
     stamps = kind.stamps(arrays)
     assert stamps is not None
     rows = np.flatnonzero(kind.held(arrays))
-    vectors = np.ascontiguousarray(kind.vectors(arrays)[rows], np.float32)
     lists = max(1, int(kind.lists_per_root * math.sqrt(len(rows))))
-    index = kind.make(vectors.shape[1], lists)
+    index = kind.make(kind.rows(arrays, rows[:0]).shape[1], lists)
     index.cp.niter = 10
-    index.train(vectors[:: max(1, len(rows) // (lists * TRAINING_PER_LIST))])
-    index.add_with_ids(vectors, rows.astype(np.int64))
+    index.train(kind.rows(arrays, rows[:: max(1, len(rows) // (lists * TRAINING_PER_LIST))]))
+    # A chunk at a time: compact content is never made float32 for every row at once.
+    for start in range(0, len(rows), ADD_CHUNK):
+        chunk = rows[start : start + ADD_CHUNK]
+        index.add_with_ids(kind.rows(arrays, chunk), chunk.astype(np.int64))
     write = int(stamps.max(initial=0))
     return BuiltIndex(kind.key(arrays), write, index, lists, time.perf_counter() - started)
 
@@ -265,7 +270,7 @@ class FaissRetriever:
             return by_content(arrays, query, allowed, k)
 
         def score(positions: np.ndarray) -> np.ndarray:
-            similarity: np.ndarray = arrays.content[np.asarray(positions, np.int64)] @ query
+            similarity: np.ndarray = arrays.content_of(positions) @ query
             return similarity
 
         return self._through(self.content, built, arrays, query, allowed, k, score)
@@ -297,7 +302,7 @@ class FaissRetriever:
         beside = kept.beside(arrays, built)
         in_index = allowed.copy()
         in_index[beside] = False
-        found = self._search(built, kept.kind.vectors(arrays), query, in_index, k)
+        found = self._search(built, lambda rows: kept.kind.rows(arrays, rows), query, in_index, k)
         candidates = np.union1d(found, beside[allowed[beside]])
         scores = score(candidates)
         return Retrieval(candidates[top_k(scores, k)], score, score(arrays.spread_sample))
@@ -305,7 +310,7 @@ class FaissRetriever:
     def _search(
         self,
         built: BuiltIndex,
-        vectors: np.ndarray,
+        vectors_of: Callable[[np.ndarray], np.ndarray],
         query: np.ndarray,
         in_index: np.ndarray,
         k: int,
@@ -315,7 +320,7 @@ class FaissRetriever:
         allowed = int(np.count_nonzero(in_index))
         if allowed <= self.exact_allowed:
             rows = np.flatnonzero(in_index)
-            exact: np.ndarray = rows[top_k(vectors[rows] @ query, k)]
+            exact: np.ndarray = rows[top_k(vectors_of(rows) @ query, k)]
             return exact
         share = allowed / max(built.index.ntotal, 1)
         probes = min(built.lists, math.ceil(self.probes / min(share, 1.0) ** 3))

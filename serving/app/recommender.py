@@ -163,7 +163,7 @@ class RecommenderService:
         position = self.index.position(item_id)
         if position is None:
             raise InvalidArgument("item_id", f"unknown item {item_id!r}")
-        anchor: np.ndarray = self.index.arrays.content[position]
+        anchor: np.ndarray = self.index.arrays.content_of([position])[0]
         return anchor
 
     def _rules(

@@ -16,6 +16,7 @@ from functools import cached_property
 
 import numpy as np
 
+from serving.core import bfloat16
 from serving.core.domain import EventType, Item
 from serving.core.itemspace import ItemSpace
 from serving.core.newitems import reference_sample, unit_rows
@@ -52,7 +53,10 @@ class ItemStatsRow:
 @dataclass(frozen=True)
 class IndexArrays:
     ids: tuple[str, ...]
-    content: np.ndarray  # (N, dim) content embeddings of one content encoder
+    content: np.ndarray
+    """(N, dim) content embeddings of one content encoder as bfloat16 codes (half of
+    float32's memory: a million 384-d items take 768 MB, not 1.5 GB); read them through
+    ``content_of`` (rows) or ``content_float32`` (every row)."""
     vectors: np.ndarray  # (N, d) item vectors in the current model space; (N, 0) without one
     published: np.ndarray  # (N,) epoch seconds, NaN when unknown
     live: np.ndarray  # (N,) bool
@@ -65,6 +69,17 @@ class IndexArrays:
     content_written: np.ndarray | None = None
     """(N,) int64: the same for each row's content embedding (a new model space rewrites
     every vector, no content)."""
+
+    def content_of(self, positions: np.ndarray | Sequence[int]) -> np.ndarray:
+        """The content embeddings of ``positions``, as float32."""
+        return bfloat16.decode(self.content[np.asarray(positions, np.int64)])
+
+    @cached_property
+    def content_float32(self) -> np.ndarray:
+        """Every content embedding as float32, made on first use: what an exact scan of
+        the whole catalogue multiplies. An index library spares large catalogues this
+        copy."""
+        return bfloat16.decode(self.content)
 
     @cached_property
     def unlearned(self) -> np.ndarray:
@@ -80,7 +95,7 @@ class IndexArrays:
         if self.space is None:
             return np.zeros(0, np.int64), np.zeros((0, 0), np.float32)
         sample = reference_sample(np.flatnonzero(self.learned))
-        return sample, self.space.project(self.content[sample])
+        return sample, self.space.project(self.content_of(sample))
 
     @cached_property
     def spread_sample(self) -> np.ndarray:
@@ -92,7 +107,7 @@ class IndexArrays:
     @cached_property
     def reference_unit_content(self) -> np.ndarray:
         """The calibration reference's content embeddings, unit-normalised."""
-        return unit_rows(self.content[self.calibration_reference[0]])
+        return unit_rows(self.content_of(self.calibration_reference[0]))
 
     def available(self, now: float) -> np.ndarray:
         """Live items inside their availability window at ``now``."""
@@ -127,13 +142,17 @@ class ItemIndex:
         self.encoder = encoder
         """Fingerprint of the content encoder whose vectors the index holds ("" any)."""
         self._position: dict[str, int] = {}
-        self._items: list[Item] = []
+        # Only what ranking reads of an item beyond the arrays: its categories (one tuple
+        # per distinct set, shared), not the whole Item (titles and attributes of a
+        # million items are hundreds of MB the orchestrator never reads).
+        self._categories: list[tuple[str, ...]] = []
+        self._category_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.space: ItemSpace | None = None
         # Item positions by category, built on first use for the current arrays.
         self._by_category: tuple[IndexArrays, dict[str, np.ndarray]] | None = None
         self.arrays = IndexArrays(
             ids=(),
-            content=np.zeros((0, content_dim), np.float32),
+            content=np.zeros((0, content_dim), bfloat16.CODE),
             vectors=np.zeros((0, 0), np.float32),
             published=np.zeros(0),
             live=np.zeros(0, bool),
@@ -163,15 +182,15 @@ class ItemIndex:
         return not (self.encoder and entry.encoder and entry.encoder != self.encoder)
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self._categories)
 
     def in_categories(self, categories: Iterable[str]) -> np.ndarray:
         """Mask of the items that carry any of ``categories``."""
         arrays = self.arrays
         if self._by_category is None or self._by_category[0] is not arrays:
             members: dict[str, list[int]] = {}
-            for position, item in enumerate(self._items):
-                for category in item.categories:
+            for position, carried in enumerate(self._categories):
+                for category in carried:
                     members.setdefault(category, []).append(position)
             self._by_category = (arrays, {c: np.array(p) for c, p in members.items()})
         mask = np.zeros(len(arrays.ids), bool)
@@ -183,7 +202,7 @@ class ItemIndex:
 
     def primary_category(self, position: int) -> str:
         """The first category of the item at ``position`` ("" when it has none)."""
-        categories = self._items[position].categories
+        categories = self._categories[position]
         return categories[0] if categories else ""
 
     @property
@@ -210,10 +229,13 @@ class ItemIndex:
         types[pad:] = [int(event_type) for _, event_type in history]
         sends = np.ones(length, bool) if not space.takes_tokens else (tokens == 0) & (types > 0)
         content = np.zeros((int(sends.sum()), arrays.content.shape[1]), np.float32)
+        rows, positions = [], []
         for row, offset in enumerate(np.flatnonzero(sends)):
             position = self.position(history[offset - pad][0]) if offset >= pad else None
             if position is not None and position < len(arrays.ids):
-                content[row] = arrays.content[position]
+                rows.append(row)
+                positions.append(position)
+        content[rows] = arrays.content_of(positions)
         return tokens, types, content, pad
 
     def upsert(self, stored: Iterable[StoredItem]) -> None:
@@ -223,26 +245,33 @@ class ItemIndex:
             return
         held = [self.holds(entry) for entry in latest.values()]
         old = self.arrays
+        added: list[str] = []
         for item_id, entry in latest.items():
-            if item_id not in self._position:
-                self._position[item_id] = len(self._items)
-                self._items.append(entry.item)
+            categories = self._category_sets.setdefault(
+                entry.item.categories, entry.item.categories
+            )
+            position = self._position.get(item_id)
+            if position is None:
+                self._position[item_id] = len(self._categories)
+                self._categories.append(categories)
+                added.append(item_id)
             else:
-                self._items[self._position[item_id]] = entry.item
-        size, grow = len(self._items), len(self._items) - len(old.ids)
-        content = np.concatenate([old.content, np.zeros((grow, self._content_dim), np.float32)])
+                self._categories[position] = categories
+        size, grow = len(self._categories), len(added)
+        content = np.concatenate([old.content, np.zeros((grow, self._content_dim), bfloat16.CODE)])
         published = np.concatenate([old.published, np.full(grow, math.nan)])
         live = np.concatenate([old.live, np.zeros(grow, bool)])
         window = np.concatenate([old.window, np.zeros((grow, 2))])
         rows = np.fromiter((self._position[i] for i in latest), dtype=np.int64, count=len(latest))
         zero = np.zeros(self._content_dim, np.float32)
-        content[rows] = np.stack(
+        written_content = np.stack(
             [e.embedding if h else zero for e, h in zip(latest.values(), held, strict=True)]
         )
+        content[rows] = bfloat16.encode(written_content)
         published[rows] = [_epoch(entry.item.published_at) for entry in latest.values()]
         live[rows] = [h and not e.deleted for e, h in zip(latest.values(), held, strict=True)]
         window[rows] = [_window(entry.item) for entry in latest.values()]
-        ids = old.ids + tuple(item.item_id for item in self._items[len(old.ids) :])
+        ids = old.ids + tuple(added)
         vectors = old.vectors
         learned = np.concatenate([old.learned, np.zeros(grow, bool)])
         stamp = next(_WRITES)
@@ -253,7 +282,9 @@ class ItemIndex:
             vectors = np.concatenate(
                 [old.vectors, np.zeros((grow, old.vectors.shape[1]), np.float32)]
             )
-            vectors[rows], learned[rows] = self.space.vectors(list(latest), content[rows])
+            vectors[rows], learned[rows] = self.space.vectors(
+                list(latest), lambda chunk: bfloat16.decode(content[rows[chunk]])
+            )
         else:
             vectors = np.zeros((size, 0), np.float32)
         self.popularity = np.concatenate([self.popularity, np.zeros(grow)])
@@ -293,7 +324,7 @@ class ItemIndex:
         """Place every item in a (new) model version's space."""
         self.space = space
         old = self.arrays
-        vectors, learned = space.vectors(old.ids, old.content)
+        vectors, learned = space.vectors(old.ids, old.content_of)
         self.arrays = IndexArrays(
             old.ids,
             old.content,

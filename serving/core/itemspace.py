@@ -6,13 +6,16 @@ also placed by projecting its content embedding. Pure numpy.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
 
 from serving.core.encoders import ContentEncoderId
+
+PROJECT_CHUNK = 65_536
+"""Content rows projected at a time."""
 
 
 @dataclass(frozen=True)
@@ -79,19 +82,33 @@ class ItemSpace:
         return (content @ self.projection_weight.T + self.projection_bias).astype(np.float32)
 
     def vectors(
-        self, item_ids: Sequence[str], content: np.ndarray
+        self, item_ids: Sequence[str], content_of: Callable[[np.ndarray], np.ndarray]
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Item vectors: learned embedding (zero for items the model never saw) + projection;
-        and which items have a learned embedding (the others are placed by text alone)."""
+        """Item vectors: learned embedding (zero for items the model never saw) + projection
+        of the content embeddings (float32 rows of ``content_of``, by position in
+        ``item_ids``); and which items have a learned embedding (the others are placed by
+        text alone)."""
         tokens = self._tokens(item_ids)
         learned = self._has_learned[tokens]
         if self.known_vectors is None:
-            return (self._learned[tokens] + self.project(content)).astype(np.float32), learned
+            projected = self._projected(content_of, np.arange(len(tokens)))
+            return (self._learned[tokens] + projected).astype(np.float32), learned
         # The version holds its items' vectors: only the others need their text projected.
         vectors = np.empty((len(tokens), self.known_vectors.shape[1]), np.float32)
         vectors[learned] = self.known_vectors[tokens[learned] - 1]
-        vectors[~learned] = self.project(content[~learned])
+        vectors[~learned] = self._projected(content_of, np.flatnonzero(~learned))
         return vectors, learned
+
+    def _projected(
+        self, content_of: Callable[[np.ndarray], np.ndarray], positions: np.ndarray
+    ) -> np.ndarray:
+        """The projection of the rows at ``positions``, a chunk at a time: the index's
+        compact content is made float32 per chunk, never for a million rows at once."""
+        out = np.empty((len(positions), self.projection_weight.shape[0]), np.float32)
+        for start in range(0, len(positions), PROJECT_CHUNK):
+            chunk = positions[start : start + PROJECT_CHUNK]
+            out[start : start + len(chunk)] = self.project(content_of(chunk))
+        return out
 
 
 @dataclass(frozen=True)

@@ -141,7 +141,7 @@ def user_scores(
     if new_items.profile is not None:
         profile = new_items.profile
         similarity = (
-            unit_rows(arrays.content[new_positions]) @ profile,
+            unit_rows(arrays.content_of(new_positions)) @ profile,
             arrays.reference_unit_content @ profile,
         )
     # The known sample's scores: read off the full product when there is one.

@@ -13,6 +13,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from serving.adapters.postgres import artifacts
 from serving.adapters.triton import repository
+from serving.core import bfloat16
 from serving.core.encoders import ContentEncoderId
 from serving.core.itemspace import ItemSpace
 from serving.models.user_encoder import UserEncoder
@@ -32,7 +33,8 @@ def item_space(
             f"content is {content.shape}; the vocabulary needs"
             f" ({len(vocabulary)}, {model.config.content_dim})"
         )
-    known = model.known_item_vectors(torch.from_numpy(content.astype(np.float32)))
+    # Content as the item index holds it, as the model was trained on (content_table).
+    known = model.known_item_vectors(torch.from_numpy(bfloat16.rounded(content)))
     weights = model.item_embedding.weight.detach().cpu().numpy()[1:]
     projection = model.content_projection
     return ItemSpace(

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from serving.core import bfloat16
 from serving.core.domain import NEGATIVE_EVENTS, EventType
 from serving.models.user_encoder import UserEncoder, UserEncoderConfig
 
@@ -134,10 +135,11 @@ def encode_histories(
 
 
 def content_table(content: np.ndarray) -> torch.Tensor:
-    """(items + 1, dim) content embeddings by token; row 0 (padding / unknown) is zero."""
-    return torch.cat(
-        [torch.zeros(1, content.shape[1]), torch.from_numpy(content.astype(np.float32))]
-    )
+    """(items + 1, dim) content embeddings by token; row 0 (padding / unknown) is zero.
+    Rounded to bfloat16 as the orchestrator's item index holds them, so that a model is
+    trained and evaluated on the content it is served with."""
+    held = torch.from_numpy(bfloat16.rounded(content))
+    return torch.cat([torch.zeros(1, content.shape[1]), held])
 
 
 def _batches(lengths: torch.Tensor, size: int, generator: torch.Generator) -> list[torch.Tensor]:

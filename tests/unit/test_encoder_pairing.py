@@ -46,7 +46,7 @@ def test_index_keeps_vectors_of_another_encoder_out_of_ranking() -> None:
         ]
     )
     assert index.arrays.live.tolist() == [True, False, False, True]
-    assert not index.arrays.content[1].any() and not index.arrays.content[2].any()
+    assert not index.arrays.content_of([1, 2]).any()
     index.reset(8, OTHER.fingerprint)
     assert len(index) == 0 and index.content_dim == 8 and index.encoder == OTHER.fingerprint
 

@@ -160,7 +160,7 @@ def test_the_offline_scorer_scores_as_the_orchestrator_serves() -> None:
     with torch.inference_mode():
         tokens, kinds = left_pad(history, types, 3)
         hidden, _ = model(tokens, kinds, table[tokens])
-    profile = content_profile(content[[2, 21, 6]])
+    profile = content_profile(table[[3, 22, 7]].numpy())  # the content the index holds
     served = user_scores(index.arrays, hidden[0, -1].numpy(), NewItems(1.0, profile))
     assert np.allclose(offline, served, atol=1e-4)
     raw = ModelScorer(model, table, calibrate_new=False).scores(history, types)[0]

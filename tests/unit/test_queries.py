@@ -13,6 +13,7 @@ from serving.app.queries import QueryEmbeddings
 from serving.app.recommender import RecommenderService
 from serving.app.sync import IndexSync
 from serving.client.types import recommend_request, similar_items_request
+from serving.core import bfloat16
 from serving.core.domain import EventType, Item, RecommendQuery, SimilarQuery
 from serving.core.errors import InvalidArgument
 from serving.core.index import IndexArrays, ItemIndex
@@ -47,7 +48,7 @@ def test_by_content_is_the_nearest_allowed_content_first() -> None:
     n = len(content)
     arrays = IndexArrays(
         ids=tuple("wxyz"),
-        content=content,
+        content=bfloat16.encode(content),
         vectors=np.zeros((n, 0), np.float32),
         published=np.zeros(n),
         live=np.ones(n, bool),

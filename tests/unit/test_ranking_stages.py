@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from serving.api.errors import STATUS_CODES
+from serving.core import bfloat16
 from serving.core.domain import EventType
 from serving.core.errors import Status
 from serving.core.index import IndexArrays
@@ -27,7 +28,7 @@ def arrays(vectors: np.ndarray) -> IndexArrays:
     n = len(vectors)
     return IndexArrays(
         ids=tuple(str(i) for i in range(n)),
-        content=np.zeros((n, 384), np.float32),
+        content=np.zeros((n, 384), bfloat16.CODE),
         vectors=vectors.astype(np.float32),
         published=np.zeros(n),
         live=np.ones(n, bool),

@@ -14,7 +14,7 @@ import pytest
 from benchmarks.synthetic import synthetic_catalogue, synthetic_index
 from serving.adapters.vectorsearch import FaissRetriever
 from serving.core.domain import Item
-from serving.core.index import ItemIndex, StoredItem
+from serving.core.index import IndexArrays, ItemIndex, StoredItem
 from serving.core.newitems import NewItems, unit_rows
 from serving.core.ranking.retrieve import MatrixProduct
 
@@ -72,6 +72,11 @@ def _stored(item_id: str, content: np.ndarray) -> StoredItem:
     return StoredItem(Item(item_id, item_id), content.astype(np.float32), datetime.now(UTC), False)
 
 
+def _every_item(arrays: IndexArrays) -> list[StoredItem]:
+    """Every item of ``arrays`` with its content, to upsert into another index."""
+    return [_stored(i, c) for i, c in zip(arrays.ids, arrays.content_float32, strict=True)]
+
+
 def test_an_item_written_after_the_build_is_retrieved_at_once_and_stale_entries_never(
     catalogue: tuple[ItemIndex, np.ndarray, np.ndarray],
 ) -> None:
@@ -89,7 +94,7 @@ def test_an_item_written_after_the_build_is_retrieved_at_once_and_stale_entries_
     )
     index = ItemIndex(CONTENT)
     index.set_space(wider)
-    index.upsert(_stored(i, c) for i, c in zip(base.arrays.ids, base.arrays.content, strict=True))
+    index.upsert(_every_item(base.arrays))
     retriever = _retriever(rebuild_after=0.5)
     everything = np.ones(len(index), bool)
     before = retriever.retrieve(index.arrays, user, everything, K).candidates
@@ -123,15 +128,15 @@ def test_the_index_is_rebuilt_once_enough_rows_were_written_since(
     assert base.space is not None
     index.set_space(base.space)
     arrays = base.arrays
-    index.upsert(_stored(i, c) for i, c in zip(arrays.ids, arrays.content, strict=True))
+    index.upsert(_every_item(arrays))
     retriever = _retriever(rebuild_after=0.05)
     allowed = np.ones(len(index), bool)
     retriever.retrieve(index.arrays, users[0], allowed, K)
     first = retriever.built
-    index.upsert(_stored(i, arrays.content[0]) for i in arrays.ids[:500])  # 2.5%
+    index.upsert(_stored(i, arrays.content_of([0])[0]) for i in arrays.ids[:500])  # 2.5%
     retriever.retrieve(index.arrays, users[0], allowed, K)
     assert retriever.built is first
-    index.upsert(_stored(i, arrays.content[0]) for i in arrays.ids[500:1500])  # 7.5%
+    index.upsert(_stored(i, arrays.content_of([0])[0]) for i in arrays.ids[500:1500])  # 7.5%
     retriever.retrieve(index.arrays, users[0], allowed, K)
     assert retriever.built is not first
     again = retriever.retrieve(index.arrays, users[1], allowed, K).candidates
@@ -185,7 +190,7 @@ def test_items_newer_than_the_model_are_scored_as_the_exact_search_scores_them()
     synthetic = synthetic_catalogue(5000, DIM, rng)
     index = synthetic_index(synthetic, CONTENT, rng, learned=4500)  # 500 unlearned
     user = synthetic.users(1, rng)[0]
-    profile = index.arrays.content[4600]
+    profile = index.arrays.content_of([4600])[0]
     new_items = NewItems(2.0, profile)
     allowed = np.ones(5000, bool)
     found = _retriever().retrieve(index.arrays, user, allowed, K, new_items)
@@ -205,7 +210,7 @@ def test_relevance_is_standardised_as_exact_search_standardises_it() -> None:
     synthetic = synthetic_catalogue(1500, DIM, rng)
     index = synthetic_index(synthetic, CONTENT, rng, learned=1300)
     user = synthetic.users(1, rng)[0]
-    new_items = NewItems(1.0, index.arrays.content[1400])
+    new_items = NewItems(1.0, index.arrays.content_of([1400])[0])
     allowed = np.ones(1500, bool)
     found = FaissRetriever(exact_below=0, exact_allowed=0, background=False).retrieve(
         index.arrays, user, allowed, K, new_items
@@ -245,13 +250,13 @@ def test_rows_written_after_a_reset_count_as_written_since_any_earlier_build(
     assert base.space is not None
     index = ItemIndex(CONTENT)
     index.set_space(base.space)
-    index.upsert(_stored(i, c) for i, c in zip(base.arrays.ids, base.arrays.content, strict=True))
+    index.upsert(_every_item(base.arrays))
     retriever = _retriever()
     retriever.retrieve(index.arrays, users[0], np.ones(len(index), bool), K)
     assert retriever.built is not None
     index.reset(CONTENT, "another encoder")
     index.set_space(base.space)
-    index.upsert(_stored(i, c) for i, c in zip(base.arrays.ids, base.arrays.content, strict=True))
+    index.upsert(_every_item(base.arrays))
     assert index.arrays.written is not None
     assert index.arrays.written.min() > retriever.built.write
 

@@ -47,10 +47,10 @@ def explanations(
         for i, p, a in zip(history_ids, positions, encoding.attention, strict=True)
         if p is not None
     ]
-    content = index.arrays.content
+    arrays = index.arrays
     return because(
-        content[chosen],
-        content[[p for _, p, _ in known]],
+        arrays.content_of(chosen),
+        arrays.content_of([p for _, p, _ in known]),
         np.array([a for _, _, a in known], dtype=np.float32),
         [i for i, _, _ in known],
     )

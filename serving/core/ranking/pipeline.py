@@ -82,14 +82,13 @@ class RankingPipeline:
             candidates = explore.with_coldest(candidates, signals.coldest, allowed, pool_size)
         candidates = candidates[allowed[candidates]]
         clicks, shown = index.clicks[candidates], index.impressions[candidates]
+        content = index.arrays.content_of(candidates)
         mixed = blend(
             params,
             retrieval.relevance(candidates),
             signals.popularity[candidates],
             signals.freshness[candidates],
-            negative_similarity(
-                index.arrays.content[candidates], index.arrays.content[_negatives(index, history)]
-            ),
+            negative_similarity(content, index.arrays.content_of(_negatives(index, history))),
             explore.thompson_bonus(params.exploration_weight, clicks, shown, self.rng)
             if thompson
             else None,
@@ -98,7 +97,7 @@ class RankingPipeline:
         )
         order, penalty = diversify(
             mixed.total,
-            index.arrays.content[candidates],
+            content,
             lambda: [index.primary_category(p) for p in candidates],
             k,
             params.diversity_lambda,
@@ -189,15 +188,15 @@ class RankingPipeline:
 
 def _profile(index: ItemIndex, history: Sequence[tuple[str, EventType]]) -> np.ndarray | None:
     """What the history's latest positive items are about (their texts' mean embedding)."""
-    content = index.arrays.content
+    arrays = index.arrays
     positions = [index.position(item_id) for item_id, _ in history]
     known = [
         (p, int(t))
         for p, (_, t) in zip(positions, history, strict=True)
-        if p is not None and p < len(content)  # an item upserted after this snapshot
+        if p is not None and p < len(arrays.ids)  # an item upserted after this snapshot
     ]
     recent = recent_positive([p for p, _ in known], [t for _, t in known])
-    return content_profile(content[recent])
+    return content_profile(arrays.content_of(recent))
 
 
 def _negatives(index: ItemIndex, history: Sequence[tuple[str, EventType]]) -> list[int]:

@@ -100,7 +100,7 @@ def by_content(arrays: IndexArrays, query: np.ndarray, allowed: np.ndarray, k: i
     """A free-text query's (or an anchor item's) pool: the allowed items whose content
     embeddings are closest to ``query``, a content embedding of the same encoder (both
     normalised, so the inner product is the cosine similarity)."""
-    return best_of(arrays.content @ query, allowed, k)
+    return best_of(arrays.content_float32 @ query, allowed, k)
 
 
 def by_prior(prior: np.ndarray, allowed: np.ndarray, k: int) -> Retrieval:
