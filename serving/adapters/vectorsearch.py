@@ -91,7 +91,7 @@ ITEM_VECTORS = Kind(
     held=lambda arrays: arrays.learned,
     stamps=lambda arrays: arrays.written,
     rows=lambda arrays, positions: arrays.vectors[positions],
-    make=_ivf_flat,
+    make=_ivf_sq8,
     lists_per_root=2,
 )
 """The model space's item vectors, of the items with a learned embedding (the others are

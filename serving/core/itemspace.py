@@ -7,7 +7,7 @@ also placed by projecting its content embedding. Pure numpy.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 
 import numpy as np
@@ -26,7 +26,9 @@ class ItemSpace:
     max_len: int
     """History length the model was built for; requests are left-padded to it."""
     vocabulary: tuple[str, ...]
-    item_embeddings: np.ndarray
+    item_embeddings: np.ndarray | None
+    """(len(vocabulary), dim) learned embeddings; None in a space ``served`` from a
+    version that holds its items' vectors (``learned_mask`` says which items have one)."""
     projection_weight: np.ndarray
     projection_bias: np.ndarray
     content_encoder: ContentEncoderId | None = None
@@ -38,6 +40,19 @@ class ItemSpace:
     the user encoder takes their tokens alone (``input_tokens``); None (versions from
     before): learned embedding + the current content, which every history position
     sends."""
+
+    learned_mask: np.ndarray | None = None
+    """(len(vocabulary),) bool: which vocabulary items have a learned embedding; None: read
+    off ``item_embeddings``."""
+
+    def served(self) -> ItemSpace:
+        """What an orchestrator keeps of this space: with ``known_vectors`` the learned
+        embeddings tell only which items have one, so a mask replaces them (a million
+        64-d items: 256 MB less per replica)."""
+        if self.known_vectors is None or self.item_embeddings is None:
+            return self
+        mask = self._has_learned[1:]
+        return replace(self, item_embeddings=None, learned_mask=mask)
 
     @property
     def content_dim(self) -> int:
@@ -51,6 +66,7 @@ class ItemSpace:
     @cached_property
     def _learned(self) -> np.ndarray:
         """Learned embeddings by token; row 0 (no learned embedding) is zero."""
+        assert self.item_embeddings is not None, "only a space with known_vectors drops them"
         zero = np.zeros((1, self.item_embeddings.shape[1]), dtype=np.float32)
         return np.concatenate([zero, self.item_embeddings.astype(np.float32)])
 
@@ -58,6 +74,9 @@ class ItemSpace:
     def _has_learned(self) -> np.ndarray:
         """By token: whether the item has a learned embedding. Token 0 has none, nor has a
         vocabulary row training left at zero (items absent from its data)."""
+        if self.learned_mask is not None:
+            return np.concatenate([[False], self.learned_mask])
+        assert self.item_embeddings is not None
         return np.concatenate([[False], np.any(self.item_embeddings != 0, axis=1)])
 
     def _tokens(self, item_ids: Sequence[str]) -> np.ndarray:

@@ -59,6 +59,30 @@ def test_a_version_holding_its_items_vectors_places_them_and_takes_their_tokens(
     assert np.allclose(content[:, 0], [0.0, 0.02, 0.01, 0.03, 0.0], rtol=HELD)
 
 
+def test_a_served_space_keeps_which_items_are_learned_not_their_embeddings():
+    """What an orchestrator keeps of a version holding its items' vectors: the same
+    vectors and tokens without the learned embeddings."""
+    vocabulary = ("a", "b", "untrained")
+    full = ItemSpace(
+        version=2,
+        max_len=5,
+        vocabulary=vocabulary,
+        item_embeddings=np.array([[1.0, 0.0], [0.0, 2.0], [0.0, 0.0]], np.float32),
+        projection_weight=np.ones((2, 384), np.float32),
+        projection_bias=np.zeros(2, np.float32),
+        known_vectors=np.array([[5.0, 1.0], [1.0, 5.0], [0.0, 0.0]], np.float32),
+    )
+    served = full.served()
+    assert served.item_embeddings is None
+    assert served.learned_mask is not None and served.learned_mask.tolist() == [True, True, False]
+    ids = ["b", "new", "untrained", "a"]
+    pairs = zip(served.vectors(ids, flat_content), full.vectors(ids, flat_content), strict=True)
+    assert all(np.array_equal(got, expected) for got, expected in pairs)
+    assert served.input_tokens(ids).tolist() == full.input_tokens(ids).tolist() == [2, 0, 0, 1]
+    older = space()  # a version without its items' vectors keeps its embeddings
+    assert older.served() is older
+
+
 def test_upsert_adds_replaces_and_keeps_vectors_current():
     index = ItemIndex()
     index.upsert([stored("a", 0.01), stored("b", 0.02)])

@@ -28,6 +28,8 @@ def _unpack(blob: bytes) -> np.ndarray:
 async def save_item_space(
     pool: AsyncConnectionPool, space: ItemSpace, metrics: dict[str, Any]
 ) -> None:
+    if space.item_embeddings is None:
+        raise ValueError("a space as an orchestrator keeps it (served) has no embeddings to save")
     projection = np.concatenate([space.projection_weight, space.projection_bias[:, None]], axis=1)
     async with pool.connection() as conn:
         await conn.execute(
