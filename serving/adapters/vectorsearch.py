@@ -72,6 +72,9 @@ class Kind:
     """(width, lists) -> an empty index."""
     lists_per_root: float
     """Inverted lists per square root of the rows held."""
+    oversample: int = 1
+    """Candidates asked of the index per place in the list: the codes' scores are
+    approximate, the exact scores of the candidates decide."""
 
 
 def _ivf_flat(width: int, lists: int) -> faiss.IndexIVF:
@@ -79,10 +82,16 @@ def _ivf_flat(width: int, lists: int) -> faiss.IndexIVF:
 
 
 def _ivf_sq8(width: int, lists: int) -> faiss.IndexIVF:
+    return _ivf_sq(width, lists, faiss.ScalarQuantizer.QT_8bit)
+
+
+def _ivf_sq4(width: int, lists: int) -> faiss.IndexIVF:
+    return _ivf_sq(width, lists, faiss.ScalarQuantizer.QT_4bit)
+
+
+def _ivf_sq(width: int, lists: int, bits: int) -> faiss.IndexIVF:
     quantizer = faiss.IndexFlatIP(width)
-    return faiss.IndexIVFScalarQuantizer(
-        quantizer, width, lists, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
-    )
+    return faiss.IndexIVFScalarQuantizer(quantizer, width, lists, bits, faiss.METRIC_INNER_PRODUCT)
 
 
 ITEM_VECTORS = Kind(
@@ -102,8 +111,9 @@ CONTENT = Kind(
     held=lambda arrays: np.ones(len(arrays.ids), bool),
     stamps=lambda arrays: arrays.content_written,
     rows=lambda arrays, positions: arrays.content_of(positions),
-    make=_ivf_sq8,
+    make=_ivf_sq4,
     lists_per_root=1,
+    oversample=2,
 )
 """Every item's content embedding (unit length: the inner product is the cosine). Half
 the item vectors' lists: assigning 384-d rows to lists is most of a build (1,000,000
@@ -302,7 +312,13 @@ class FaissRetriever:
         beside = kept.beside(arrays, built)
         in_index = allowed.copy()
         in_index[beside] = False
-        found = self._search(built, lambda rows: kept.kind.rows(arrays, rows), query, in_index, k)
+        found = self._search(
+            built,
+            lambda rows: kept.kind.rows(arrays, rows),
+            query,
+            in_index,
+            k * kept.kind.oversample,
+        )
         candidates = np.union1d(found, beside[allowed[beside]])
         scores = score(candidates)
         return Retrieval(candidates[top_k(scores, k)], score, score(arrays.spread_sample))

@@ -1,0 +1,132 @@
+"""Memory per orchestrator process at catalogue sizes beyond what MiniLM can embed here:
+what one replica holds for N items, by part, and its RSS.
+
+    python -m benchmarks.memory [--items 1000000] [--chunk 0]
+
+It holds what a serving orchestrator does: a model space as the index follows it (a
+version carrying its items' vectors, kept as ``ItemSpace.served``), the item index
+loaded as the index sync loads it (every item in one upsert at start-up, or ``--chunk``
+items per upsert, as later refreshes apply writes), and both FAISS indexes built (item
+vectors and content). Items are synthetic (``benchmarks.synthetic``: clustered 64-d
+vectors, random unit 384-d content, one of 20 categories each); there is no gRPC,
+PostgreSQL or Triton client in the process, whose own baseline (about 90 MiB, RESULTS.md
+"Orchestrator start-up and memory") comes on top. RSS is read after a garbage
+collection and ``malloc_trim``, so that it counts what is held, not what the allocator
+kept of the load's garbage; the peak (``ru_maxrss``) is printed too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import gc
+import resource
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import faiss
+import numpy as np
+
+from benchmarks.synthetic import synthetic_catalogue
+from serving.adapters.vectorsearch import FaissRetriever
+from serving.core.domain import Item
+from serving.core.index import ItemIndex, StoredItem
+from serving.core.itemspace import ItemSpace
+
+DIM, CONTENT = 64, 384
+LOAD_CHUNK = 100_000
+"""Items generated at a time (the load itself is one upsert unless --chunk says)."""
+
+
+def rss_mib() -> float:
+    """Resident memory now, after returning freed memory to the system."""
+    gc.collect()
+    ctypes.CDLL("libc.so.6").malloc_trim(0)
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def stored_items(
+    ids: list[str], categories: np.ndarray, rng: np.random.Generator
+) -> Iterator[StoredItem]:
+    now = datetime.now(UTC)
+    for start in range(0, len(ids), LOAD_CHUNK):
+        content = rng.standard_normal((min(LOAD_CHUNK, len(ids) - start), CONTENT))
+        content = (content / np.linalg.norm(content, axis=1, keepdims=True)).astype(np.float32)
+        for offset, row in enumerate(content):
+            item_id = ids[start + offset]
+            category = f"c{categories[start + offset]}"
+            yield StoredItem(Item(item_id, item_id, categories=(category,)), row, now, False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--items", type=int, default=1_000_000)
+    parser.add_argument("--chunk", type=int, default=0, help="items per upsert (0: one)")
+    args = parser.parse_args()
+    rng = np.random.default_rng(0)
+    rows: list[tuple[str, float]] = [("process start", rss_mib())]
+    catalogue = synthetic_catalogue(args.items, DIM, rng)
+    ids = [f"item-{i:07d}" for i in range(args.items)]
+    space = ItemSpace(
+        version=1,
+        max_len=50,
+        vocabulary=tuple(ids),
+        item_embeddings=catalogue.vectors,
+        projection_weight=np.zeros((DIM, CONTENT), np.float32),
+        projection_bias=np.zeros(DIM, np.float32),
+        known_vectors=catalogue.vectors.copy(),
+    ).served()
+    categories = catalogue.categories.copy()
+    del catalogue
+    rows.append(("+ the model space (served)", rss_mib()))
+    index = ItemIndex(CONTENT)
+    index.set_space(space)
+    items = stored_items(ids, categories, rng)
+    if args.chunk:
+        batch: list[StoredItem] = []
+        for entry in items:
+            batch.append(entry)
+            if len(batch) == args.chunk:
+                index.upsert(batch)
+                batch = []
+        index.upsert(batch)
+    else:
+        index.upsert(items)
+    index.in_categories(["c0"])  # the category lists a category rule builds
+    rows.append(("+ the item index", rss_mib()))
+    retriever = FaissRetriever(exact_below=0, background=False)
+    retriever.prepare(index.arrays)
+    rows.append(("+ both FAISS indexes", rss_mib()))
+    print(f"| {args.items:,} items | RSS MiB |\n|---|---:|")
+    for name, mib in rows:
+        print(f"| {name} | {mib:,.0f} |")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"| peak (ru_maxrss) | {peak:,.0f} |")
+    arrays, known = index.arrays, space.known_vectors
+    assert retriever.items.built is not None and retriever.content.built is not None
+    parts = {
+        "content (bfloat16)": arrays.content.nbytes,
+        "item vectors (float32)": arrays.vectors.nbytes,
+        "the space's known vectors": 0 if known is None else known.nbytes,
+        "FAISS item-vector index": faiss.serialize_index(retriever.items.built.index).nbytes,
+        "FAISS content index": faiss.serialize_index(retriever.content.built.index).nbytes,
+        "per-item columns": sum(
+            getattr(arrays, name).nbytes
+            for name in ("published", "live", "window", "learned", "written", "content_written")
+        )
+        + sum(a.nbytes for a in (index.popularity, index.popularity_at))
+        + sum(a.nbytes for a in (index.impressions, index.clicks)),
+    }
+    print("\n| part | bytes/item |\n|---|---:|")
+    for name, size in parts.items():
+        print(f"| {name} | {size / args.items:.0f} |")
+    command = f"python -m benchmarks.memory --items {args.items}"
+    print(f"\nreproduce: {command}" + (f" --chunk {args.chunk}" if args.chunk else ""))
+
+
+if __name__ == "__main__":
+    main()
