@@ -163,12 +163,12 @@ async def measure(
     seed_histories: bool = True,
     expect_index: bool = False,
     connections: int = 1,
-    every_position: bool = False,
 ) -> list[Run]:
     """Every closed-loop run; ``seed_histories=False`` measures again on the histories
     (and parameters) the first call left, so both calls encode the same lengths. The bare
     call sends what Recommend sends for a history of known items: no content rows, or
-    with ``every_position`` (a version without its items' vectors) one per position."""
+    one per position when the newest version holds no vectors of its items (a kept
+    ``--state-dir`` may end with the one ``--compare-content-rows`` exported)."""
     rng = random.Random(0)
     token = settings.admin_token.get_secret_value()
     async with AsyncRecsysClient(settings.grpc_target, token=token, timeout_s=10) as client:
@@ -191,7 +191,7 @@ async def measure(
         types = np.ones(length, np.int64)
         served = await encoders.content_encoder()  # the user encoder takes its width
         width = served.dim if served is not None else 384
-        rows = length if every_position else 0
+        rows = 0 if newest_takes_tokens(settings) else length
         content = np.random.default_rng(0).standard_normal((rows, width)).astype(np.float32)
 
         async def bare(_: int) -> bool:
@@ -324,6 +324,14 @@ async def seed_synthetic(settings: Settings, database_url: str, items: int) -> i
         await encoders.close()
         await pool.close()
     return await export_width(settings, database_url, DEMO_DIM)
+
+
+def newest_takes_tokens(settings: Settings) -> bool:
+    """Whether the newest user_encoder version in the repository (the one Triton serves)
+    holds its items' vectors, so that a history of known items sends no content rows."""
+    folder = settings.model_repository / repository.USER_ENCODER
+    versions = [int(p.name) for p in folder.iterdir() if p.name.isdigit()]
+    return bool(versions) and (folder / str(max(versions)) / repository.KNOWN_ITEMS).exists()
 
 
 def index_built(settings: Settings) -> bool:
@@ -496,7 +504,7 @@ def main() -> None:
             other = asyncio.run(
                 measure(
                     stack.settings, args.users, args.seconds, {}, args.feedback_rate,
-                    seed_histories=False, every_position=every,
+                    seed_histories=False,
                 )
             )  # fmt: skip
     finally:

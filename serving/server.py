@@ -18,6 +18,7 @@ from prometheus_client import start_http_server
 from psycopg_pool import AsyncConnectionPool
 from recsys.v1 import recsys_pb2 as pb
 from recsys.v1 import recsys_pb2_grpc as pb_grpc
+from threadpoolctl import threadpool_limits
 
 from serving.adapters.postgres.artifacts import PostgresItemSpaces
 from serving.adapters.postgres.db import open_pool, resolve_database_url
@@ -184,6 +185,11 @@ class Platform:
 
 async def serve(settings: Settings) -> None:
     """Run until SIGTERM/SIGINT, then drain: NOT_SERVING first, in-flight calls finish."""
+    # One thread for BLAS: a request's products are a few hundred rows, where handing
+    # them to a second thread costs more than it saves and takes the core that Triton,
+    # PostgreSQL and the other requests need (10,000 items, 2 cores: c=32 throughput 138
+    # -> 196/s, c=8 p99 104 -> 72 ms; benchmarks/RESULTS.md). Processes use the cores.
+    threadpool_limits(1, user_api="blas")
     platform = await Platform.start(settings)
     # The index and start-up objects live for the whole process: keep them out of the
     # cyclic GC's scans, which otherwise add pauses to tail latency.

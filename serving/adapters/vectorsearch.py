@@ -12,7 +12,7 @@ snapshot (UpsertItems, new content) and the items newer than the model (set on t
 known items' scale, ``newitems``) are scored exactly beside it, and their stale entries
 in it are filtered out. So a new item is recommendable on the next call, and when those
 rows grow past ``rebuild_after`` a new index is built and swapped in: serving never
-pauses for it.
+pauses for it (nor rebuilds more often than ``REBUILD_COOLDOWN`` allows).
 
 Filters (seen, disliked, excluded, categories, availability) are applied inside the
 search, by a bitmap of the allowed rows: nothing disallowed takes a place in the top
@@ -52,6 +52,10 @@ TRAINING_PER_LIST = 40
 """k-means sample per list (FAISS warns below 39)."""
 ADD_CHUNK = 65_536
 """Rows added to a new index at a time."""
+REBUILD_COOLDOWN = 10.0
+"""After a build, the next waits at least this many times as long as it took: rebuilding
+never takes more than about a tenth of a core, however fast rows arrive (a bulk load of a
+million items otherwise rebuilt the content index some 60 times, growing each time)."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ class BuiltIndex:
     index: faiss.IndexIVF
     lists: int
     seconds: float
+    finished: float = 0.0
+    """``time.monotonic()`` when the build ended."""
 
 
 def build_index(arrays: IndexArrays, kind: Kind = ITEM_VECTORS) -> BuiltIndex:
@@ -154,17 +160,28 @@ def build_index(arrays: IndexArrays, kind: Kind = ITEM_VECTORS) -> BuiltIndex:
         chunk = rows[start : start + ADD_CHUNK]
         index.add_with_ids(kind.rows(arrays, chunk), chunk.astype(np.int64))
     write = int(stamps.max(initial=0))
-    return BuiltIndex(kind.key(arrays), write, index, lists, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return BuiltIndex(kind.key(arrays), write, index, lists, seconds, time.monotonic())
 
 
 class KeptIndex:
     """The index of one kind kept current for the arrays it is asked about: built in the
-    background for a new key, rebuilt when the rows written since exceed a share of it."""
+    background for a new key, rebuilt when the rows written since exceed a share of it
+    (``rebuild_after``) and the last build is ``rebuild_cooldown`` times its own duration
+    past."""
 
-    def __init__(self, kind: Kind, exact_below: int, rebuild_after: float, background: bool):
+    def __init__(
+        self,
+        kind: Kind,
+        exact_below: int,
+        rebuild_after: float,
+        background: bool,
+        rebuild_cooldown: float = REBUILD_COOLDOWN,
+    ):
         self.kind = kind
         self.exact_below = exact_below
         self.rebuild_after = rebuild_after
+        self.rebuild_cooldown = rebuild_cooldown
         self._background = background
         self.built: BuiltIndex | None = None
         self._building: threading.Thread | None = None
@@ -183,7 +200,8 @@ class KeptIndex:
             built = self.built
             return built if built is not None and _same(key, built.key) else None
         self.beside(arrays, built)
-        if self._written_since > self.rebuild_after * built.index.ntotal:
+        cooled = time.monotonic() - built.finished >= self.rebuild_cooldown * built.seconds
+        if cooled and self._written_since > self.rebuild_after * built.index.ntotal:
             self._start_build(arrays)
         return built
 
@@ -241,12 +259,14 @@ class FaissRetriever:
         exact_allowed: int = EXACT_ALLOWED,
         rebuild_after: float = 0.05,
         background: bool = True,
+        rebuild_cooldown: float = REBUILD_COOLDOWN,
     ) -> None:
         self.exact_below = exact_below
         self.probes = probes
         self.exact_allowed = exact_allowed
-        self.items = KeptIndex(ITEM_VECTORS, exact_below, rebuild_after, background)
-        self.content = KeptIndex(CONTENT, exact_below, rebuild_after, background)
+        kept = (exact_below, rebuild_after, background, rebuild_cooldown)
+        self.items = KeptIndex(ITEM_VECTORS, *kept)
+        self.content = KeptIndex(CONTENT, *kept)
         faiss.omp_set_num_threads(1)  # one query per request; processes use the cores
 
     @property

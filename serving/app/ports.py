@@ -125,6 +125,11 @@ class Catalogue(Protocol):
 
     async def items_changed_since(self, since: datetime | None) -> list[StoredItem]: ...
 
+    async def items_page(self, after: str | None, limit: int) -> list[StoredItem]:
+        """Up to ``limit`` items (deleted ones too) in item id order after ``after`` (None:
+        from the first)."""
+        ...
+
     async def stats_changed_since(self, since: datetime | None) -> list[ItemStatsRow]: ...
 
 

@@ -20,6 +20,9 @@ from serving.core.parameters import ParameterVersion
 log = logging.getLogger(__name__)
 # Longer than any transaction that writes items or statistics.
 OVERLAP = timedelta(seconds=10)
+LOAD_PAGE = 10_000
+"""Items read per query when the whole catalogue is loaded (at start-up, after a content
+encoder switch): a million items' rows at once would hold several GB in Python objects."""
 
 
 class ParameterCache:
@@ -95,18 +98,25 @@ class IndexSync:
         # committed after this point is stamped after `now - OVERLAP`: read from there next
         # time, and skip rows already applied at the same timestamp.
         now = await self._catalogue.database_now()
-        changed = [
-            c
-            for c in await self._catalogue.items_changed_since(self._items_since)
-            if self._item_versions.get(c.item.item_id) != c.updated_at
-        ]
-        if not changed and not self._encoders:
+        loading, after, applied = self._items_since is None, None, False
+        while True:
+            page = await (
+                self._catalogue.items_page(after, LOAD_PAGE)
+                if loading
+                else self._catalogue.items_changed_since(self._items_since)
+            )
+            changed = [c for c in page if self._item_versions.get(c.item.item_id) != c.updated_at]
+            if self._switch_encoder(changed):
+                return await self.refresh()  # the whole catalogue again, in the new encoder
+            if changed:
+                self._index.upsert(changed)
+                self._item_versions.update((c.item.item_id, c.updated_at) for c in changed)
+                applied = True
+            if not loading or len(page) < LOAD_PAGE:
+                break
+            after = page[-1].item.item_id
+        if not applied and not self._encoders:
             await self._empty_catalogue_takes_served_encoder()
-        if self._switch_encoder(changed):
-            return await self.refresh()  # the whole catalogue again, in the new encoder
-        if changed:
-            self._index.upsert(changed)
-            self._item_versions.update((c.item.item_id, c.updated_at) for c in changed)
         self._items_since = now - OVERLAP
         stats = [
             s
@@ -119,7 +129,7 @@ class IndexSync:
         self._stats_since = now - OVERLAP
         before = self._index.arrays
         await self._follow_model()
-        if self._prepare is not None and (changed or self._index.arrays is not before):
+        if self._prepare is not None and (applied or self._index.arrays is not before):
             self._prepare(self._index.arrays)
 
     def _switch_encoder(self, changed: list[StoredItem]) -> bool:

@@ -237,6 +237,11 @@ class FakeCatalogue:
         rows = [s for s in self.items.values() if since is None or s.updated_at > since]
         return sorted(rows, key=lambda s: s.updated_at)
 
+    async def items_page(self, after: str | None, limit: int) -> list[StoredItem]:
+        self.reads += 1
+        rows = sorted(self.items.values(), key=lambda s: s.item.item_id)
+        return [s for s in rows if after is None or s.item.item_id > after][:limit]
+
     async def stats_changed_since(self, since: datetime | None) -> list[ItemStatsRow]:
         return [s for s in self.stats.values() if since is None or s.updated_at > since]
 

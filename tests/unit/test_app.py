@@ -8,6 +8,7 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
+from serving.app import sync as sync_module
 from serving.app.admin import AdminService
 from serving.app.feedback import FeedbackService
 from serving.app.items import ItemService
@@ -293,6 +294,29 @@ async def test_index_sync_applies_changes_once_and_follows_the_model() -> None:
     assert prepared[-1].space is spaces.spaces[1] and prepared[1].space is None
     await sync.refresh()
     assert len(prepared) == 3
+
+
+async def test_index_sync_loads_the_catalogue_a_page_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The start-up load reads the whole catalogue in pages along the item ids (never a
+    million rows at once); later refreshes read only what changed."""
+    monkeypatch.setattr(sync_module, "LOAD_PAGE", 2)
+    catalogue = fakes.FakeCatalogue()
+    for item_id in "edcba":
+        catalogue.items[item_id] = StoredItem(
+            Item(item_id, item_id), fakes.content(item_id), catalogue.now, item_id == "c"
+        )
+    index = ItemIndex()
+    sync = IndexSync(catalogue, fakes.FakeItemSpaces(), fakes.FakeServedModels(None), index, 60)
+    await sync.refresh()
+    assert catalogue.reads == 3  # 2 + 2 + 1 items
+    assert index.arrays.ids == tuple("abcde")
+    assert index.arrays.live.tolist() == [True, True, False, True, True]
+    catalogue.tick()
+    catalogue.items["f"] = StoredItem(Item("f", "f"), fakes.content("f"), catalogue.now, False)
+    await sync.refresh()
+    assert catalogue.reads == 4 and index.arrays.ids == tuple("abcdef")
 
 
 async def test_parameter_cache_reloads_parameters_and_experiment() -> None:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from benchmarks.synthetic import synthetic_catalogue, synthetic_index
-from serving.adapters.vectorsearch import FaissRetriever
+from serving.adapters import vectorsearch
+from serving.adapters.vectorsearch import BuiltIndex, FaissRetriever
 from serving.core.domain import Item
 from serving.core.index import IndexArrays, ItemIndex, StoredItem
 from serving.core.newitems import NewItems, unit_rows
@@ -32,6 +33,12 @@ def catalogue() -> tuple[ItemIndex, np.ndarray, np.ndarray]:
 def _retriever(**options: object) -> FaissRetriever:
     """Through the index at this test's sizes (exact over at most 200 allowed items)."""
     return FaissRetriever(exact_below=1000, exact_allowed=200, background=False, **options)  # type: ignore[arg-type]
+
+
+def _past_cooldown(monkeypatch: pytest.MonkeyPatch, built: BuiltIndex) -> None:
+    """The clock stopped where ``built``'s cool-down ends."""
+    at = built.finished + vectorsearch.REBUILD_COOLDOWN * built.seconds
+    monkeypatch.setattr(vectorsearch.time, "monotonic", lambda: at)
 
 
 def _recall(found: np.ndarray, exact: np.ndarray, at: int = 100) -> float:
@@ -121,7 +128,7 @@ def test_an_item_written_after_the_build_is_retrieved_at_once_and_stale_entries_
 
 
 def test_the_index_is_rebuilt_once_enough_rows_were_written_since(
-    catalogue: tuple[ItemIndex, np.ndarray, np.ndarray],
+    catalogue: tuple[ItemIndex, np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     base, users, _ = catalogue
     index = ItemIndex(CONTENT)
@@ -133,12 +140,25 @@ def test_the_index_is_rebuilt_once_enough_rows_were_written_since(
     allowed = np.ones(len(index), bool)
     retriever.retrieve(index.arrays, users[0], allowed, K)
     first = retriever.built
+    assert first is not None
+    _past_cooldown(monkeypatch, first)
     index.upsert(_stored(i, arrays.content_of([0])[0]) for i in arrays.ids[:500])  # 2.5%
     retriever.retrieve(index.arrays, users[0], allowed, K)
     assert retriever.built is first
     index.upsert(_stored(i, arrays.content_of([0])[0]) for i in arrays.ids[500:1500])  # 7.5%
     retriever.retrieve(index.arrays, users[0], allowed, K)
     assert retriever.built is not first
+    # The next waits until ten times the last build's duration has passed.
+    second = retriever.built
+    assert second is not None
+    index.upsert(_stored(i, arrays.content_of([1])[0]) for i in arrays.ids[:1500])
+    retriever.retrieve(index.arrays, users[0], allowed, K)
+    assert retriever.built is second
+    monkeypatch.setattr(
+        vectorsearch.time, "monotonic", lambda: second.finished + 10 * second.seconds
+    )
+    retriever.retrieve(index.arrays, users[0], allowed, K)
+    assert retriever.built is not second
     again = retriever.retrieve(index.arrays, users[1], allowed, K).candidates
     exact = MatrixProduct().retrieve(index.arrays, users[1], allowed, K).candidates
     assert _recall(again, exact) >= 0.95

@@ -129,6 +129,19 @@ async def items_changed_since(
         return [_row_to_stored(row) for row in await cur.fetchall()]
 
 
+async def items_page(pool: AsyncConnectionPool, after: str | None, limit: int) -> list[StoredItem]:
+    """Up to ``limit`` items (deleted ones too) in item id order, from just after ``after``
+    (None: the first): the whole catalogue a page at a time, along the primary key."""
+    async with pool.connection() as conn, conn.cursor() as cur:
+        if after is None:
+            await cur.execute(SELECT_COLUMNS + " ORDER BY item_id LIMIT %s", (limit,))
+        else:
+            await cur.execute(
+                SELECT_COLUMNS + " WHERE item_id > %s ORDER BY item_id LIMIT %s", (after, limit)
+            )
+        return [_row_to_stored(row) for row in await cur.fetchall()]
+
+
 async def database_now(pool: AsyncConnectionPool) -> datetime:
     """The database server's clock (the one that stamps ``updated_at``)."""
     async with pool.connection() as conn:
@@ -190,6 +203,10 @@ class PostgresItems:
     @translate_outages
     async def items_changed_since(self, since: datetime | None) -> list[StoredItem]:
         return await items_changed_since(self._pool, since)
+
+    @translate_outages
+    async def items_page(self, after: str | None, limit: int) -> list[StoredItem]:
+        return await items_page(self._pool, after, limit)
 
     @translate_outages
     async def stats_changed_since(self, since: datetime | None) -> list[ItemStatsRow]:
