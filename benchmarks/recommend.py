@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import json
 import random
+import re
 import sys
 import tempfile
 import time
@@ -50,6 +51,7 @@ from pathlib import Path
 
 import grpc
 import numpy as np
+from psycopg_pool import AsyncConnectionPool
 
 from serving.adapters.postgres import items as item_store
 from serving.adapters.postgres.db import open_pool
@@ -161,7 +163,7 @@ async def measure(
     feedback_rate: float,
     *,
     seed_histories: bool = True,
-    expect_index: bool = False,
+    index_items: int = 0,
     connections: int = 1,
 ) -> list[Run]:
     """Every closed-loop run; ``seed_histories=False`` measures again on the histories
@@ -225,9 +227,9 @@ async def measure(
             await bare(0)
             await recommend(n)
             await cached_query(n)
-        if expect_index:  # the first Recommends with a user vector started its build
+        if index_items:  # the server builds it once it follows the version
             for _ in range(3000):
-                if index_built(settings):
+                if index_built(settings, index_items):
                     break
                 await asyncio.sleep(0.1)
             else:
@@ -257,6 +259,22 @@ async def measure(
     return runs
 
 
+async def live_catalogue(pool: AsyncConnectionPool) -> tuple[tuple[str, ...], np.ndarray]:
+    """Every live item's id and content embedding, read a page at a time (a million rows
+    at once would take several GB in Python objects)."""
+    ids: list[str] = []
+    rows: list[np.ndarray] = []
+    after = None
+    while True:
+        page = await item_store.items_page(pool, after, PAGE)
+        live = [s for s in page if not s.deleted]
+        ids += [s.item.item_id for s in live]
+        rows += [np.stack([s.embedding for s in live])] if live else []
+        if len(page) < PAGE:
+            return tuple(ids), np.concatenate(rows)
+        after = page[-1].item.item_id
+
+
 async def export_width(
     settings: Settings, database_url: str, dim: int, every_position: bool = False
 ) -> int:
@@ -266,11 +284,10 @@ async def export_width(
     before migration 0006 (their user encoder takes every position's content)."""
     pool = await open_pool(database_url, 2)
     try:
-        stored = [s for s in await item_store.items_changed_since(pool, None) if not s.deleted]
-        config = UserEncoderConfig(num_items=len(stored), dim=dim, max_len=HISTORY_LENGTH)
+        ids, content = await live_catalogue(pool)
+        config = UserEncoderConfig(num_items=len(ids), dim=dim, max_len=HISTORY_LENGTH)
         version = await export_user_encoder(
-            pool, settings.model_repository, UserEncoder(config).eval(),
-            tuple(s.item.item_id for s in stored), np.stack([s.embedding for s in stored]),
+            pool, settings.model_repository, UserEncoder(config).eval(), ids, content,
             {"source": f"benchmark, dim {dim}"},
         )  # fmt: skip
         if every_position:
@@ -287,7 +304,7 @@ async def export_width(
     token = settings.admin_token.get_secret_value()
     async with AsyncRecsysClient(settings.grpc_target, token=token, timeout_s=10) as client:
         # A user with a history is answered through the model (and names its version).
-        await client.log_feedback([Event(stored[0].item.item_id, "click", user_id=MODEL_PROBE)])
+        await client.log_feedback([Event(ids[0], "click", user_id=MODEL_PROBE)])
         for _ in range(3000):
             if (await client.recommend(MODEL_PROBE, k=1)).model_version == str(version):
                 return version
@@ -296,6 +313,7 @@ async def export_width(
 
 
 SYNTHETIC_CHUNK = 5000
+PAGE = 10_000
 
 
 async def seed_synthetic(settings: Settings, database_url: str, items: int) -> int:
@@ -334,11 +352,33 @@ def newest_takes_tokens(settings: Settings) -> bool:
     return bool(versions) and (folder / str(max(versions)) / repository.KNOWN_ITEMS).exists()
 
 
-def index_built(settings: Settings) -> bool:
-    """Whether every worker of the server logged that its vector index is built."""
+def orchestrator_memory(stack: Stack) -> str:
+    """RSS now and at its peak (VmHWM) of each orchestrator process: the server, or its
+    workers when it runs several."""
+    server = next(c.process.pid for c in stack.children if c.name == "server")
+    children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
+    workers = [
+        int(pid)
+        for pid in children
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()  # not its tracker
+    ]
+    lines = []
+    for pid in workers or [server]:
+        status = dict(
+            line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+        )
+        rss, peak = (int(status[key].split()[0]) / 1024 for key in ("VmRSS", "VmHWM"))
+        lines.append(f"- orchestrator process {pid}: RSS {rss:,.0f} MiB (peak {peak:,.0f} MiB)")
+    return "\n".join(lines)
+
+
+def index_built(settings: Settings, items: int) -> bool:
+    """Whether every worker of the server logged its item-vector index built over at least
+    ``items`` items (not one over the items a version before knew)."""
     log = settings.state_dir / "logs" / "server.log"
-    built = log.read_text(errors="replace").count("vector index built") if log.exists() else 0
-    return built >= settings.workers
+    text = log.read_text(errors="replace") if log.exists() else ""
+    sizes = [int(n) for n in re.findall(r"vector index built \(item vectors\): (\d+) items", text)]
+    return sum(size >= items for size in sizes) >= settings.workers
 
 
 def compare(base: list[Run], other: list[Run], base_name: str, other_name: str) -> str:
@@ -488,11 +528,12 @@ def main() -> None:
             url = stack.settings.database_url.get_secret_value()
             version = asyncio.run(seed_synthetic(stack.settings, url, args.synthetic_items))
             print(f"serving user_encoder v{version} over the synthetic catalogue", flush=True)
-        expect_index = args.items + args.synthetic_items >= settings.exact_search_below
+        total = args.items + args.synthetic_items
+        index_items = int(0.9 * total) if total >= settings.exact_search_below else 0
         runs = asyncio.run(
             measure(
                 stack.settings, args.users, args.seconds, params, args.feedback_rate,
-                expect_index=expect_index, connections=args.connections,
+                index_items=index_items, connections=args.connections,
             )
         )  # fmt: skip
         if args.compare_dim or args.compare_content_rows:
@@ -507,10 +548,12 @@ def main() -> None:
                     seed_histories=False,
                 )
             )  # fmt: skip
+        memory = orchestrator_memory(stack)
     finally:
         stack.stop()
     command = "python -m benchmarks.recommend " + " ".join(sys.argv[1:])
     print(report(runs, command))
+    print(memory)
     if other:
         print(f"\nWith the next version, {names[1]}:\n")
         print(report(other, command))
