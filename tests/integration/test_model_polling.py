@@ -24,6 +24,7 @@ from serving.adapters.triton import repository
 from serving.adapters.triton.client import TritonEncoders
 from serving.adapters.triton.tritonserver import server_environment, server_home
 from serving.config import InstanceKind
+from serving.core import bfloat16
 from serving.core.errors import Unavailable
 from serving.models.user_encoder import UserEncoder, UserEncoderConfig
 from serving.stack import free_port
@@ -119,7 +120,8 @@ async def test_a_version_with_its_items_vectors_takes_known_items_tokens_alone(p
     torch.manual_seed(0)
     model = UserEncoder(UserEncoderConfig(num_items=20, dim=16, max_len=8, layers=1)).eval()
     rng = np.random.default_rng(0)
-    content = rng.normal(size=(20, 384)).astype(np.float32)
+    # As the item index holds it, as the version was trained on it (bfloat16).
+    content = bfloat16.rounded(rng.normal(size=(20, 384)).astype(np.float32))
     space = item_space(model, tuple(f"i{t}" for t in range(1, 21)), content, 1)
     repository.write_user_encoder_version(models, model, 1, known_vectors=space.known_vectors)
     wait_for(http, "/v2/models/user_encoder/versions/1/ready", timeout_s=240)
