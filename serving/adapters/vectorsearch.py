@@ -3,9 +3,9 @@ space and over the content embeddings (free-text queries, "more like this"), wit
 search beside them for whatever an index does not hold.
 
 Below ``exact_below`` items one matrix product is faster, and search is exact. Above, an
-IVF index (inner product; ``IndexIVFFlat`` for the item vectors, chosen by
-``benchmarks.ann``; 8-bit scalar-quantised for the 384-d content, a quarter of its size,
-the candidates it finds scored exactly) is built in a background thread from one snapshot
+IVF index (inner product, chosen by ``benchmarks.ann``; 8-bit scalar-quantised codes
+for the item vectors, 4-bit for the 384-d content, twice as many candidates asked of it;
+the candidates it finds are scored exactly) is built in a background thread from one snapshot
 of the arrays, once per model space (content: per content width); until it is ready,
 search stays exact. A built index is never changed: the rows written after its
 snapshot (UpsertItems, new content) and the items newer than the model (set on the
@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from serving.core import bfloat16
 from serving.core.index import IndexArrays
 from serving.core.newitems import NewItems, user_scores
 from serving.core.ranking.retrieve import Retrieval, best_of, by_content, top_k
@@ -50,8 +51,6 @@ EXACT_ALLOWED = 20_000
 """Filters that allow at most this many items are searched exactly over those."""
 TRAINING_PER_LIST = 40
 """k-means sample per list (FAISS warns below 39)."""
-ADD_CHUNK = 65_536
-"""Rows added to a new index at a time."""
 REBUILD_COOLDOWN = 10.0
 """After a build, the next waits at least this many times as long as it took: rebuilding
 never takes more than about a tenth of a core, however fast rows arrive (a bulk load of a
@@ -79,10 +78,6 @@ class Kind:
     oversample: int = 1
     """Candidates asked of the index per place in the list: the codes' scores are
     approximate, the exact scores of the candidates decide."""
-
-
-def _ivf_flat(width: int, lists: int) -> faiss.IndexIVF:
-    return faiss.IndexIVFFlat(faiss.IndexFlatIP(width), width, lists, faiss.METRIC_INNER_PRODUCT)
 
 
 def _ivf_sq8(width: int, lists: int) -> faiss.IndexIVF:
@@ -156,8 +151,8 @@ def build_index(arrays: IndexArrays, kind: Kind = ITEM_VECTORS) -> BuiltIndex:
     index.cp.niter = 10
     index.train(kind.rows(arrays, rows[:: max(1, len(rows) // (lists * TRAINING_PER_LIST))]))
     # A chunk at a time: compact content is never made float32 for every row at once.
-    for start in range(0, len(rows), ADD_CHUNK):
-        chunk = rows[start : start + ADD_CHUNK]
+    for start in range(0, len(rows), bfloat16.CHUNK_ROWS):
+        chunk = rows[start : start + bfloat16.CHUNK_ROWS]
         index.add_with_ids(kind.rows(arrays, chunk), chunk.astype(np.int64))
     write = int(stamps.max(initial=0))
     seconds = time.perf_counter() - started

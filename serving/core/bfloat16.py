@@ -13,6 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 CODE = np.uint16
+CHUNK_ROWS = 65_536
+"""Rows decoded (or encoded) at a time where a whole catalogue passes through float32:
+never a float32 copy of a million rows at once."""
 
 
 def encode(values: np.ndarray) -> np.ndarray:

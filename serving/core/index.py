@@ -21,10 +21,6 @@ from serving.core.domain import EventType, Item
 from serving.core.itemspace import ItemSpace
 from serving.core.newitems import reference_sample, unit_rows
 
-ENCODE_CHUNK = 65_536
-"""Content rows an upsert converts to bfloat16 at a time (a start-up load of a million
-items would otherwise hold several float32 copies of them at once)."""
-
 # Stamps of item-vector writes (``IndexArrays.written``): one sequence for the process, so
 # they only ever grow, across ``ItemIndex.reset`` too (an index built before stays stale).
 _WRITES = itertools.count(1)
@@ -269,10 +265,10 @@ class ItemIndex:
         rows = np.fromiter((self._position[i] for i in latest), dtype=np.int64, count=len(latest))
         zero = np.zeros(self._content_dim, np.float32)
         entries = list(latest.values())
-        for start in range(0, len(entries), ENCODE_CHUNK):  # no float32 copy of them all
-            part = zip(entries[start : start + ENCODE_CHUNK], held[start:], strict=False)
+        for start in range(0, len(entries), bfloat16.CHUNK_ROWS):  # no float32 copy of them all
+            part = zip(entries[start : start + bfloat16.CHUNK_ROWS], held[start:], strict=False)
             written = np.stack([entry.embedding if h else zero for entry, h in part])
-            content[rows[start : start + ENCODE_CHUNK]] = bfloat16.encode(written)
+            content[rows[start : start + bfloat16.CHUNK_ROWS]] = bfloat16.encode(written)
         published[rows] = [_epoch(entry.item.published_at) for entry in latest.values()]
         live[rows] = [h and not e.deleted for e, h in zip(latest.values(), held, strict=True)]
         window[rows] = [_window(entry.item) for entry in latest.values()]

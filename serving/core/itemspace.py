@@ -12,10 +12,8 @@ from functools import cached_property
 
 import numpy as np
 
+from serving.core import bfloat16
 from serving.core.encoders import ContentEncoderId
-
-PROJECT_CHUNK = 65_536
-"""Content rows projected at a time."""
 
 
 @dataclass(frozen=True)
@@ -124,8 +122,8 @@ class ItemSpace:
         """The projection of the rows at ``positions``, a chunk at a time: the index's
         compact content is made float32 per chunk, never for a million rows at once."""
         out = np.empty((len(positions), self.projection_weight.shape[0]), np.float32)
-        for start in range(0, len(positions), PROJECT_CHUNK):
-            chunk = positions[start : start + PROJECT_CHUNK]
+        for start in range(0, len(positions), bfloat16.CHUNK_ROWS):
+            chunk = positions[start : start + bfloat16.CHUNK_ROWS]
             out[start : start + len(chunk)] = self.project(content_of(chunk))
         return out
 
