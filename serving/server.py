@@ -180,6 +180,7 @@ class Platform:
         await self.listener.close()
         await self.impressions.close()
         await self.encoders.close()
+        self.services.recommender.close()
         await self.pool.close()
 
 

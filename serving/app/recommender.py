@@ -16,6 +16,7 @@ import numpy as np
 
 from serving.app.ports import Encoders, Impressions, ParameterSource, UserStates
 from serving.app.queries import QueryEmbeddings
+from serving.app.signals_cache import SignalsCache
 from serving.app.throttled_log import ThrottledWarning
 from serving.core.domain import (
     EventType,
@@ -34,7 +35,6 @@ from serving.core.parameters import Parameters, ParameterVersion
 from serving.core.ranking.filter import Rules
 from serving.core.ranking.pipeline import Ranking, RankingPipeline
 from serving.core.ranking.retrieve import MatrixProduct, Retriever
-from serving.core.ranking.signals import CatalogueSignals, catalogue_signals
 from serving.core.validation import context_categories, validate_query, validate_similar
 
 log = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class RecommenderService:
         self._pipeline = RankingPipeline(
             retriever or MatrixProduct(), rng or np.random.default_rng()
         )
-        self._signals_cache: CatalogueSignals | None = None
+        self._signals = SignalsCache()
         self._variant_parameters: dict[tuple[int, str], Parameters] = {}
         self._outages = ThrottledWarning(log, OUTAGE_WARNING_EVERY_S)
 
@@ -111,6 +111,10 @@ class RecommenderService:
             LoggedRecommendation(recommendation, query.user_id, query.session_id, latency_ms)
         )
         return recommendation
+
+    def close(self) -> None:
+        """Stop the worker that refreshes the catalogue signals."""
+        self._signals.close()
 
     async def replay(self, state: UserState, params: Parameters, k: int) -> Ranking:
         """What ``params`` would show a user in ``state``, logging and counting nothing
@@ -203,7 +207,8 @@ class RecommenderService:
     ) -> Ranking:
         """The pipeline over one index snapshot (synchronous), with this request's rules."""
         rules = self._rules(exclude_item_ids, context, params, state)
-        signals = self._signals(params)
+        half_lives = (params.popularity_half_life_hours, params.freshness_half_life_hours)
+        signals = self._signals.signals(self.index, half_lives, time.time())
         return self._pipeline.rank(
             self.index, signals, params, rules, k, history, encoding, text_vector
         )
@@ -275,17 +280,6 @@ class RecommenderService:
         except Unavailable:
             self._outages.warn("user state unavailable; answering without history")
             return UserState(), True
-
-    def _signals(self, params: Parameters) -> CatalogueSignals:
-        """Popularity, freshness, availability and the coldest items, recomputed at most
-        once a second (or when the index, its statistics or the half-lives change)."""
-        now = time.time()
-        half_lives = (params.popularity_half_life_hours, params.freshness_half_life_hours)
-        cached = self._signals_cache
-        if cached is not None and cached.fresh(self.index, half_lives, now):
-            return cached
-        self._signals_cache = catalogue_signals(self.index, half_lives, now)
-        return self._signals_cache
 
     async def _encode(self, history: Sequence[tuple[str, EventType]]) -> UserEncoding:
         """The user encoder over ``history``, left-padded to the model's length; the

@@ -19,11 +19,12 @@ import numpy as np
 from psycopg_pool import AsyncConnectionPool
 
 from serving.adapters.postgres.items import SELECT_COLUMNS, _row_to_stored
+from serving.adapters.postgres.vectors import embeddings_as_numpy
 from serving.core.index import StoredItem
 
 STAGE = """
 INSERT INTO item_embedding_staging (encoder, item_id, embedding, source_updated_at)
-VALUES (%s, %s, %s, %s)
+VALUES (%s, %s, %b, %s)
 ON CONFLICT (encoder, item_id) DO UPDATE SET
     embedding = EXCLUDED.embedding, source_updated_at = EXCLUDED.source_updated_at
 """
@@ -39,8 +40,8 @@ WHERE s.encoder = %s AND s.item_id = items.item_id AND items.updated_at = s.sour
 async def not_of(pool: AsyncConnectionPool, encoder: str) -> list[StoredItem]:
     """Every item (deleted ones too: an upsert can bring them back) whose vector is not of
     the encoder of fingerprint ``encoder``."""
-    async with pool.connection() as conn, conn.cursor() as cur:
-        await cur.execute(
+    async with pool.connection() as conn, conn.cursor(binary=True) as cur:
+        await embeddings_as_numpy(cur).execute(
             SELECT_COLUMNS + " WHERE content_encoder <> %s ORDER BY item_id", (encoder,)
         )
         return [_row_to_stored(row) for row in await cur.fetchall()]
@@ -64,11 +65,11 @@ async def stage(
 ) -> None:
     """Stage one batch of ``encoder``'s vectors (one transaction)."""
     rows = [
-        (encoder, s.item.item_id, vector.astype(np.float32).tolist(), s.updated_at)
+        (encoder, s.item.item_id, vector, s.updated_at)
         for s, vector in zip(items, embeddings, strict=True)
     ]
     async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-        await cur.executemany(STAGE, rows)
+        await embeddings_as_numpy(cur).executemany(STAGE, rows)
 
 
 async def switch(pool: AsyncConnectionPool, encoder: str) -> int:

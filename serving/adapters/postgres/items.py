@@ -11,6 +11,7 @@ from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
 from serving.adapters.postgres.db import translate_outages
+from serving.adapters.postgres.vectors import embeddings_as_numpy
 from serving.core.domain import Item
 from serving.core.errors import InvalidArgument
 from serving.core.index import ItemStatsRow, StoredItem
@@ -19,7 +20,7 @@ UPSERT = """
 INSERT INTO items (item_id, title, description, categories, tags, attributes, published_at,
                    available_from, available_until, embedding, content_encoder, updated_at,
                    deleted_at)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, clock_timestamp(), NULL)
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %b, %s, clock_timestamp(), NULL)
 ON CONFLICT (item_id) DO UPDATE SET
     title = EXCLUDED.title, description = EXCLUDED.description,
     categories = EXCLUDED.categories, tags = EXCLUDED.tags, attributes = EXCLUDED.attributes,
@@ -51,13 +52,13 @@ async def upsert_items(
             item.published_at,
             item.available_from,
             item.available_until,
-            embedding.astype(np.float32).tolist(),
+            embedding,
             encoder,
         )
         for item, embedding in zip(items, embeddings, strict=True)
     ]
     async with pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
-        await cur.executemany(UPSERT, rows)
+        await embeddings_as_numpy(cur).executemany(UPSERT, rows)
         await cur.executemany(
             "INSERT INTO item_stats (item_id) VALUES (%s) ON CONFLICT DO NOTHING",
             [(item.item_id,) for item in items],
@@ -119,7 +120,8 @@ async def items_changed_since(
     pool: AsyncConnectionPool, since: datetime | None
 ) -> list[StoredItem]:
     """Every item (``since`` None) or those written after ``since``, oldest change first."""
-    async with pool.connection() as conn, conn.cursor() as cur:
+    async with pool.connection() as conn, conn.cursor(binary=True) as cur:
+        cur = embeddings_as_numpy(cur)
         if since is None:
             await cur.execute(SELECT_COLUMNS + " ORDER BY updated_at")
         else:
@@ -132,7 +134,8 @@ async def items_changed_since(
 async def items_page(pool: AsyncConnectionPool, after: str | None, limit: int) -> list[StoredItem]:
     """Up to ``limit`` items (deleted ones too) in item id order, from just after ``after``
     (None: the first): the whole catalogue a page at a time, along the primary key."""
-    async with pool.connection() as conn, conn.cursor() as cur:
+    async with pool.connection() as conn, conn.cursor(binary=True) as cur:
+        cur = embeddings_as_numpy(cur)
         if after is None:
             await cur.execute(SELECT_COLUMNS + " ORDER BY item_id LIMIT %s", (limit,))
         else:
@@ -172,7 +175,8 @@ async def stats_changed_since(
     query = (
         "SELECT item_id, popularity, popularity_at, updated_at, impressions, clicks FROM item_stats"
     )
-    async with pool.connection() as conn, conn.cursor() as cur:
+    async with pool.connection() as conn, conn.cursor(binary=True) as cur:
+        cur = embeddings_as_numpy(cur)
         if since is None:
             await cur.execute(query)
         else:

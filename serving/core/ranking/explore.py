@@ -38,14 +38,33 @@ def thompson_bonus(
 def cold_items(
     allowed: np.ndarray, impressions: np.ndarray, published: np.ndarray, count: int
 ) -> np.ndarray:
-    """The ``count`` allowed items shown least so far (the newest first among equals):
-    they join the candidate pool so exploration can reach them."""
+    """The ``count`` allowed items shown least so far (the newest first among equals, then
+    the lower position): they join the candidate pool so exploration can reach them.
+
+    Sorting every allowed item costs a quarter of a second at a million items: two
+    partitions first keep only the ones that can make the list (the ``count`` least
+    shown and their ties), and those are sorted."""
     positions = np.flatnonzero(allowed)
     if positions.size == 0 or count <= 0:
         return positions[:0]
-    newest_first = -np.nan_to_num(published[positions], nan=-np.inf)
-    order = np.lexsort((newest_first, impressions[positions]))
+    shown = impressions[positions]
+    if positions.size > count:
+        edge = np.partition(shown, count - 1)[count - 1]
+        keep = shown < edge  # fewer than count: all of them make the list
+        ties = np.flatnonzero(shown == edge)
+        needed = count - int(np.count_nonzero(keep))
+        if needed < ties.size:
+            newest = _newest_first(published[positions[ties]])
+            ties = ties[newest <= np.partition(newest, needed - 1)[needed - 1]]
+        keep[ties] = True
+        positions, shown = positions[keep], shown[keep]
+    order = np.lexsort((_newest_first(published[positions]), shown))
     return positions[order[:count]]
+
+
+def _newest_first(published: np.ndarray) -> np.ndarray:
+    """A sort key putting the latest publication first, unknown dates last."""
+    return -np.nan_to_num(published, nan=-np.inf)
 
 
 def click_rate_samples(
