@@ -20,6 +20,7 @@ from recsys.v1 import recsys_pb2 as pb
 from recsys.v1 import recsys_pb2_grpc as pb_grpc
 from threadpoolctl import threadpool_limits
 
+from serving.adapters.memory import release_freed_memory
 from serving.adapters.postgres.artifacts import PostgresItemSpaces
 from serving.adapters.postgres.db import open_pool, resolve_database_url
 from serving.adapters.postgres.experiments import PostgresExperiments
@@ -50,7 +51,7 @@ from serving.app.queries import QueryEmbeddings
 from serving.app.recommender import RecommenderService
 from serving.app.sync import IndexSync, ParameterCache
 from serving.config import Settings
-from serving.core.index import ItemIndex
+from serving.core.index import IndexArrays, ItemIndex
 
 log = logging.getLogger(__name__)
 SERVICE_NAMES = (
@@ -138,13 +139,20 @@ class Platform:
         index = ItemIndex()
         catalogue = PostgresItems(pool)
         retriever = FaissRetriever(exact_below=settings.exact_search_below)
+
+        def prepare(arrays: IndexArrays) -> None:
+            """After a refresh replaced the index's arrays: what retrieval builds on them
+            starts, and the memory of the ones replaced goes back to the system."""
+            retriever.prepare(arrays)
+            release_freed_memory()
+
         index_sync = IndexSync(
             catalogue,
             PostgresItemSpaces(pool),
             encoders,
             index,
             settings.index_refresh_s,
-            prepare=retriever.prepare,
+            prepare=prepare,
         )
         await index_sync.start()
         impressions = ImpressionWriter(

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
+from serving.adapters.memory import release_freed_memory
 from serving.core import bfloat16
 from serving.core.index import IndexArrays
 from serving.core.newitems import NewItems, user_scores
@@ -182,6 +183,9 @@ class KeptIndex:
         self._building: threading.Thread | None = None
         self._beside: tuple[IndexArrays, BuiltIndex, np.ndarray] | None = None
         self._written_since = 0  # of those rows, the ones written after the build
+        self._latest: IndexArrays | None = None
+        self._waiting: threading.Timer | None = None  # a rebuild when the cool-down ends
+        self._starting = threading.Lock()  # requests and that timer start builds
 
     def for_arrays(self, arrays: IndexArrays) -> BuiltIndex | None:
         """The built index to search ``arrays`` with; None: search exactly (too few items,
@@ -195,10 +199,30 @@ class KeptIndex:
             built = self.built
             return built if built is not None and _same(key, built.key) else None
         self.beside(arrays, built)
-        cooled = time.monotonic() - built.finished >= self.rebuild_cooldown * built.seconds
-        if cooled and self._written_since > self.rebuild_after * built.index.ntotal:
-            self._start_build(arrays)
+        if self._written_since > self.rebuild_after * built.index.ntotal:
+            cooled_in = built.finished + self.rebuild_cooldown * built.seconds - time.monotonic()
+            if cooled_in <= 0:
+                self._start_build(arrays)
+            else:
+                self._rebuild_later(arrays, cooled_in)
         return built
+
+    def _rebuild_later(self, arrays: IndexArrays, delay_s: float) -> None:
+        """Rebuild for the latest arrays asked about once the cool-down ends, whether or
+        not a request asks again then (after a bulk load nothing changes any more, and
+        the rows beside the index would stay exact until the next write)."""
+        self._latest = arrays
+        if not self._background or self._waiting is not None:
+            return
+
+        def rebuild() -> None:
+            self._waiting = None
+            if self._latest is not None:
+                self.for_arrays(self._latest)  # decides again: a request may have rebuilt
+
+        self._waiting = threading.Timer(delay_s, rebuild)
+        self._waiting.daemon = True
+        self._waiting.start()
 
     def beside(self, arrays: IndexArrays, built: BuiltIndex) -> np.ndarray:
         """Rows scored exactly beside ``built``: written after its snapshot, or not of the
@@ -221,8 +245,12 @@ class KeptIndex:
             building.join(timeout_s)
 
     def _start_build(self, arrays: IndexArrays) -> None:
-        if self._building is not None and self._building.is_alive():
-            return
+        with self._starting:
+            if self._building is not None and self._building.is_alive():
+                return
+            self._build(arrays)
+
+    def _build(self, arrays: IndexArrays) -> None:
         kind = self.kind
 
         def build() -> None:
@@ -232,6 +260,7 @@ class KeptIndex:
                 log.exception("building the %s index failed; search stays exact", kind.name)
                 return
             self.built = built
+            release_freed_memory()  # the index this one replaces, and the build's buffers
             log.info(
                 "vector index built (%s): %d items, %d lists, %.1f s",
                 kind.name, built.index.ntotal, built.lists, built.seconds,

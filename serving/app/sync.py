@@ -76,12 +76,16 @@ class IndexSync:
         self._interval = interval_s
         self._items_since: datetime | None = None
         self._stats_since: datetime | None = None
-        # What was applied per item, so rows re-read in the overlap are not applied again.
+        # The rows read last time inside the overlap (the next read returns them again):
+        # applied already at that timestamp, they are skipped. Only those: a map of every
+        # item's last write would hold a million datetimes for a million items.
         self._item_versions: dict[str, datetime] = {}
         self._stats_versions: dict[str, datetime] = {}
-        # The content encoder (fingerprint, width) of every live item's vector: the index
-        # holds the vectors of the catalogue's encoder, the one most items have.
+        # The content encoder (fingerprint, width) of every live item's vector, and how
+        # many items each has: the index holds the vectors of the catalogue's encoder, the
+        # one most items have (counted as items change, not recounted on every refresh).
         self._encoders: dict[str, tuple[str, int]] = {}
+        self._encoder_counts: Counter[tuple[str, int]] = Counter()
         # (user-encoder version, catalogue encoder, width) last followed, so a refusal to
         # pair is logged once, not on every refresh.
         self._followed: tuple[int, str, int] | None = None
@@ -98,7 +102,9 @@ class IndexSync:
         # committed after this point is stamped after `now - OVERLAP`: read from there next
         # time, and skip rows already applied at the same timestamp.
         now = await self._catalogue.database_now()
+        since = now - OVERLAP
         loading, after, applied = self._items_since is None, None, False
+        read_again: dict[str, datetime] = {}
         while True:
             page = await (
                 self._catalogue.items_page(after, LOAD_PAGE)
@@ -110,23 +116,20 @@ class IndexSync:
                 return await self.refresh()  # the whole catalogue again, in the new encoder
             if changed:
                 self._index.upsert(changed)
-                self._item_versions.update((c.item.item_id, c.updated_at) for c in changed)
                 applied = True
+            read_again.update((c.item.item_id, c.updated_at) for c in page if c.updated_at > since)
             if not loading or len(page) < LOAD_PAGE:
                 break
             after = page[-1].item.item_id
         if not applied and not self._encoders:
             await self._empty_catalogue_takes_served_encoder()
-        self._items_since = now - OVERLAP
-        stats = [
-            s
-            for s in await self._catalogue.stats_changed_since(self._stats_since)
-            if self._stats_versions.get(s.item_id) != s.updated_at
-        ]
+        self._items_since, self._item_versions = since, read_again
+        rows = await self._catalogue.stats_changed_since(self._stats_since)
+        stats = [s for s in rows if self._stats_versions.get(s.item_id) != s.updated_at]
         if stats:
             self._index.update_stats(stats)
-            self._stats_versions.update((s.item_id, s.updated_at) for s in stats)
-        self._stats_since = now - OVERLAP
+        self._stats_since = since
+        self._stats_versions = {s.item_id: s.updated_at for s in rows if s.updated_at > since}
         before = self._index.arrays
         await self._follow_model()
         if self._prepare is not None and (applied or self._index.arrays is not before):
@@ -136,14 +139,21 @@ class IndexSync:
         """Note each item's content encoder; when most of the catalogue's vectors now come
         from another encoder than the index holds (``recsys reembed`` switched it, or this
         is the first load), empty the index so the next read loads everything in it."""
+        counts = self._encoder_counts
         for entry in changed:
-            if entry.deleted:
-                self._encoders.pop(entry.item.item_id, None)
-            else:
-                self._encoders[entry.item.item_id] = (entry.encoder, entry.embedding.shape[0])
-        if not self._encoders:
+            item_id = entry.item.item_id
+            if (before := self._encoders.pop(item_id, None)) is not None:
+                counts[before] -= 1
+            if not entry.deleted:
+                key = (entry.encoder, entry.embedding.shape[0])
+                # One tuple per encoder, shared by its items (not one per item).
+                key = next((known for known in counts if known == key), key)
+                self._encoders[item_id] = key
+                counts[key] += 1
+        counts += Counter()  # drops encoders no item has any more
+        if not counts:
             return False
-        (encoder, dim), _ = Counter(self._encoders.values()).most_common(1)[0]
+        (encoder, dim), _ = counts.most_common(1)[0]
         if (encoder, dim) == (self._index.encoder, self._index.content_dim):
             return False
         first = len(self._index) == 0

@@ -319,6 +319,30 @@ async def test_index_sync_loads_the_catalogue_a_page_at_a_time(
     assert catalogue.reads == 4 and index.arrays.ids == tuple("abcdef")
 
 
+async def test_index_sync_remembers_only_the_rows_it_will_read_again() -> None:
+    """What was applied is kept for the rows inside the overlap only (the next read returns
+    them again), not for every item of the catalogue; the encoder counts follow each
+    change without a recount."""
+    catalogue = fakes.FakeCatalogue()
+    for item_id in "abc":
+        catalogue.items[item_id] = StoredItem(
+            Item(item_id, item_id), fakes.content(item_id), catalogue.now, False
+        )
+    index = ItemIndex()
+    sync = IndexSync(catalogue, fakes.FakeItemSpaces(), fakes.FakeServedModels(None), index, 60)
+    await sync.refresh()
+    assert set(sync._item_versions) == set("abc")  # written at "now": read again next time
+    catalogue.tick(sync_module.OVERLAP.total_seconds() + 1)
+    catalogue.items["d"] = StoredItem(Item("d", "d"), fakes.content("d"), catalogue.now, False)
+    await sync.refresh()
+    assert set(sync._item_versions) == {"d"} and index.arrays.ids == tuple("abcd")
+    catalogue.tick()
+    catalogue.items["a"] = StoredItem(Item("a", "a"), fakes.content("a"), catalogue.now, True)
+    await sync.refresh()
+    assert index.arrays.live.tolist() == [False, True, True, True]
+    assert sum(sync._encoder_counts.values()) == 3 == len(sync._encoders)
+
+
 async def test_parameter_cache_reloads_parameters_and_experiment() -> None:
     store, experiments = fakes.FakeParameterStore(), fakes.FakeExperimentStore()
     cache = ParameterCache(store, experiments)

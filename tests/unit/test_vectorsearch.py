@@ -127,6 +127,37 @@ def test_an_item_written_after_the_build_is_retrieved_at_once_and_stale_entries_
     )
 
 
+def test_a_rebuild_held_back_by_the_cool_down_happens_when_it_ends_without_a_request(
+    catalogue: tuple[ItemIndex, np.ndarray, np.ndarray],
+) -> None:
+    """After a bulk load nothing asks again: the rebuild the cool-down held back starts on
+    its own when the cool-down ends."""
+    base, users, _ = catalogue
+    index = ItemIndex(CONTENT)
+    assert base.space is not None
+    index.set_space(base.space)
+    index.upsert(_every_item(base.arrays))
+    cooldown = 20.0  # twenty times the first build's duration (a fraction of a second)
+    retriever = FaissRetriever(exact_below=1000, rebuild_cooldown=cooldown)
+    allowed = np.ones(len(index), bool)
+    retriever.prepare(index.arrays)
+    retriever.wait_until_built(60)
+    first = retriever.built
+    assert first is not None
+    index.upsert(_stored(i, base.arrays.content_of([0])[0]) for i in base.arrays.ids[:2000])
+    retriever.prepare(index.arrays)  # 10% written: due, but inside the cool-down
+    assert retriever.built is first
+    deadline = first.finished + cooldown * first.seconds + 30
+    while retriever.built is first and vectorsearch.time.monotonic() < deadline:
+        vectorsearch.time.sleep(0.05)
+        retriever.wait_until_built(60)
+    assert retriever.built is not first
+    assert retriever.built is not None and retriever.built.index.ntotal == len(index)
+    again = retriever.retrieve(index.arrays, users[0], allowed, K).candidates
+    exact = MatrixProduct().retrieve(index.arrays, users[0], allowed, K).candidates
+    assert _recall(again, exact) >= 0.95
+
+
 def test_the_index_is_rebuilt_once_enough_rows_were_written_since(
     catalogue: tuple[ItemIndex, np.ndarray, np.ndarray], monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -1,0 +1,37 @@
+"""Memory the process freed, handed back to the operating system.
+
+glibc keeps what numpy frees in its heaps for reuse, and with a thread per index build
+and gRPC's threads there are several heaps: a catalogue refresh replaces arrays of
+hundreds of MiB, and what the replaced ones occupied stayed part of the orchestrator's
+RSS until trimmed (benchmarks/RESULTS.md, "Catalogues of millions, part 4").
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``; None on other C libraries (musl, macOS)."""
+    name = ctypes.util.find_library("c")
+    try:
+        trim = ctypes.CDLL(name).malloc_trim if name else None
+    except (OSError, AttributeError):
+        return None
+    if trim is not None:
+        trim.argtypes, trim.restype = [ctypes.c_size_t], ctypes.c_int
+    return trim
+
+
+_TRIM = _malloc_trim()
+
+
+def release_freed_memory() -> None:
+    """Return the heaps' free pages to the operating system (where glibc can)."""
+    if _TRIM is not None:
+        _TRIM(0)
