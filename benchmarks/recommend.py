@@ -228,8 +228,9 @@ async def measure(
             await recommend(n)
             await cached_query(n)
         if index_items:  # the server builds it once it follows the version
+            version = int((await client.recommend("bench-0", k=1)).model_version)
             for _ in range(3000):
-                if index_built(settings, index_items):
+                if index_built(settings, index_items, version):
                     break
                 await asyncio.sleep(0.1)
             else:
@@ -372,12 +373,14 @@ def orchestrator_memory(stack: Stack) -> str:
     return "\n".join(lines)
 
 
-def index_built(settings: Settings, items: int) -> bool:
+def index_built(settings: Settings, items: int, version: int) -> bool:
     """Whether every worker of the server logged its item-vector index built over at least
-    ``items`` items (not one over the items a version before knew)."""
+    ``items`` items for user_encoder ``version`` (not one over the items a version before
+    knew, nor one of an earlier run in a kept ``--state-dir``)."""
     log = settings.state_dir / "logs" / "server.log"
     text = log.read_text(errors="replace") if log.exists() else ""
-    sizes = [int(n) for n in re.findall(r"vector index built \(item vectors\): (\d+) items", text)]
+    built = r"vector index built \(item vectors\): (\d+) items, .*, user_encoder v(\d+)"
+    sizes = [int(n) for n, v in re.findall(built, text) if int(v) == version]
     return sum(size >= items for size in sizes) >= settings.workers
 
 

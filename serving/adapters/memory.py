@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
-import logging
+import threading
 from collections.abc import Callable
-
-log = logging.getLogger(__name__)
 
 
 def _malloc_trim() -> Callable[[int], int] | None:
@@ -31,7 +29,19 @@ def _malloc_trim() -> Callable[[int], int] | None:
 _TRIM = _malloc_trim()
 
 
+_trimming = threading.Lock()
+
+
 def release_freed_memory() -> None:
-    """Return the heaps' free pages to the operating system (where glibc can)."""
-    if _TRIM is not None:
-        _TRIM(0)
+    """Return the heaps' free pages to the operating system (where glibc can), in a
+    thread of its own: a trim walks every heap, and the caller may be the event loop."""
+    if _TRIM is not None and not _trimming.locked():
+        threading.Thread(target=_trim, name="malloc-trim", daemon=True).start()
+
+
+def _trim() -> None:
+    if _TRIM is not None and _trimming.acquire(blocking=False):
+        try:
+            _TRIM(0)
+        finally:
+            _trimming.release()

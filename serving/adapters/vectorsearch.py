@@ -262,8 +262,10 @@ class KeptIndex:
             self.built = built
             release_freed_memory()  # the index this one replaces, and the build's buffers
             log.info(
-                "vector index built (%s): %d items, %d lists, %.1f s",
+                "vector index built (%s): %d items, %d lists, %.1f s%s",
                 kind.name, built.index.ntotal, built.lists, built.seconds,
+                f", user_encoder v{arrays.space.version}" if kind.key(arrays) is arrays.space
+                and arrays.space is not None else "",
             )  # fmt: skip
 
         if self._background:

@@ -209,7 +209,9 @@ class IndexSync:
                 problem,
             )
             return
-        self._index.set_space(space)
+        # Seconds at a million items: in a worker thread, while requests are served.
+        placement = await asyncio.to_thread(self._index.placed_in, space)
+        self._index.set_space(space, placement)
         log.info("item index now in the space of user_encoder v%d", version)
 
     async def _note_served_encoder(self) -> None:

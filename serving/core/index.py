@@ -114,6 +114,14 @@ class IndexArrays:
         return self.live & (self.window[:, 0] <= now) & (now < self.window[:, 1])
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Arrays placed in a model space, and the arrays they were computed from."""
+
+    source: IndexArrays
+    arrays: IndexArrays
+
+
 def _window(item: Item) -> tuple[float, float]:
     start, end = item.available_from, item.available_until
     return (start.timestamp() if start else -math.inf, end.timestamp() if end else math.inf)
@@ -321,12 +329,13 @@ class ItemIndex:
             content_written=old.content_written,
         )
 
-    def set_space(self, space: ItemSpace) -> None:
-        """Place every item in a (new) model version's space."""
-        self.space = space
+    def placed_in(self, space: ItemSpace) -> Placement:
+        """The index's arrays in a (new) model version's space: every item's vector,
+        seconds of work at a million items. It reads one snapshot and changes nothing, so
+        a worker thread can do it while requests are served (then ``set_space``)."""
         old = self.arrays
         vectors, learned = space.vectors(old.ids, old.content_of)
-        self.arrays = IndexArrays(
+        placed = IndexArrays(
             old.ids,
             old.content,
             vectors,
@@ -338,6 +347,15 @@ class ItemIndex:
             self._new_write(old),
             old.content_written,
         )
+        return Placement(old, placed)
+
+    def set_space(self, space: ItemSpace, placement: Placement | None = None) -> None:
+        """Place every item in a (new) model version's space: with ``placement`` (from
+        ``placed_in``) unless the index changed since it was made."""
+        if placement is None or placement.source is not self.arrays:
+            placement = self.placed_in(space)
+        self.space = space
+        self.arrays = placement.arrays
 
     def _new_write(self, old: IndexArrays) -> np.ndarray:
         """Every row's vector written anew (another space, or none)."""
