@@ -226,7 +226,9 @@ class Stack:
         if self.demo:
             asyncio.run(self._bootstrap(url))
         self._spawn("server", [sys.executable, "-m", "serving.cli", "serve"])
-        self._wait_for("gRPC server", lambda: grpc_ready(self.settings.grpc_target))
+        # The server listens once it holds the whole catalogue (about two minutes per
+        # million items here); a server that dies meanwhile is noticed at once.
+        self._wait_for("gRPC server", lambda: grpc_ready(self.settings.grpc_target), 1800)
         if self.simulate:
             self._spawn("simulator", [sys.executable, "-m", "serving.cli", "simulate"])
         if self.dashboard:

@@ -96,6 +96,22 @@ def test_upsert_adds_replaces_and_keeps_vectors_current():
     assert len(index.popularity) == 3
 
 
+def test_a_space_placed_in_advance_is_used_unless_the_index_changed_since():
+    """``placed_in`` runs in a worker thread while requests are served; an upsert in the
+    meantime makes ``set_space`` place the items again rather than lose the new one."""
+    index = ItemIndex()
+    index.upsert([stored("a", 0.01)])
+    placement = index.placed_in(space())
+    assert index.space is None and index.arrays.vectors.shape == (1, 0)  # nothing changed
+    index.set_space(space(), placement)
+    assert index.arrays is placement.arrays
+    stale = index.placed_in(space())
+    index.upsert([stored("b", 0.02)])
+    index.set_space(space(), stale)
+    assert index.arrays is not stale.arrays and index.arrays.ids == ("a", "b")
+    assert np.allclose(index.arrays.vectors[:, 0], [13.84, 7.68], rtol=HELD)
+
+
 def test_stats_update_popularity_by_item():
     index = ItemIndex()
     index.upsert([stored("a", 0.0), stored("b", 0.0)])
