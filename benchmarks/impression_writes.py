@@ -100,10 +100,12 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="impression-writes-") as state:
         server = start_embedded(Path(state))
-        url = server.get_uri()
-        migrate(url)
-        asyncio.run(measure(url, args.batches, args.repeats))
-        server.cleanup()
+        try:
+            url = server.get_uri()
+            migrate(url)
+            asyncio.run(measure(url, args.batches, args.repeats))
+        finally:
+            server.cleanup()
     batches = " ".join(map(str, args.batches))
     print(
         "\nreproduce: python -m benchmarks.impression_writes"

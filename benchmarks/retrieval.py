@@ -11,7 +11,8 @@ answered. Each request: a user with 30 seen items (excluded, as the default para
 do), the default parameters (Thompson exploration, diversity), 10% of the catalogue
 unavailable, k = 10 from a pool of 300. Reported per size: p50 / p99 of one ranking,
 both retrievers on the same requests; the index build; recall@100 of the served pool
-against the exact pool; memory per item and the process's peak RSS.
+against the exact pool; memory per item and the process's peak RSS; and the time of one
+computation of the catalogue-wide signals.
 """
 
 from __future__ import annotations
@@ -77,6 +78,20 @@ def pool(
     return retriever.retrieve(index.arrays, user, allowed, POOL).candidates
 
 
+def signals_ms(index: ItemIndex, repeats: int = 5) -> float:
+    """The median time of one computation of the catalogue-wide signals (popularity,
+    freshness, availability, the least-shown items): the server's worker thread does it
+    at most once a second, off the requests' path."""
+    params = Parameters()
+    half_lives = (params.popularity_half_life_hours, params.freshness_half_life_hours)
+    times = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        catalogue_signals(index, half_lives, time.time())
+        times.append((time.perf_counter() - started) * 1000)
+    return float(np.median(times))
+
+
 def rss_mib() -> float:
     with open("/proc/self/status") as status:
         for line in status:
@@ -139,6 +154,7 @@ def main() -> None:
                 f" | {rec} | {vector_bytes} + {content_bytes} + {index_size} | {rss:.0f} |",
                 flush=True,
             )
+        print(f"  - catalogue signals at {size:,} items: {signals_ms(index):.1f} ms", flush=True)
         del index, served
         gc.collect()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

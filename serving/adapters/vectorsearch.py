@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import faiss
 import numpy as np
 
-from serving.adapters.memory import release_freed_memory
+from serving.adapters.memory import release_freed_memory, resident_mib
 from serving.core import bfloat16
 from serving.core.index import IndexArrays
 from serving.core.newitems import NewItems, user_scores
@@ -262,10 +262,11 @@ class KeptIndex:
             self.built = built
             release_freed_memory()  # the index this one replaces, and the build's buffers
             log.info(
-                "vector index built (%s): %d items, %d lists, %.1f s%s",
+                "vector index built (%s): %d items, %d lists, %.1f s%s; process RSS %.0f MiB",
                 kind.name, built.index.ntotal, built.lists, built.seconds,
                 f", user_encoder v{arrays.space.version}" if kind.key(arrays) is arrays.space
                 and arrays.space is not None else "",
+                resident_mib(),
             )  # fmt: skip
 
         if self._background:
