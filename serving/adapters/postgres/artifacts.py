@@ -63,8 +63,10 @@ async def save_item_space(
 
 
 async def load_item_space(pool: AsyncConnectionPool, version: int) -> ItemSpace | None:
-    async with pool.connection() as conn:
-        cur = await conn.execute(
+    # Binary results: in text, bytea arrives hex-encoded (twice its size: a million items'
+    # two 256 MB matrices made a 1 GB result) and is decoded in Python.
+    async with pool.connection() as conn, conn.cursor(binary=True) as cur:
+        await cur.execute(
             "SELECT vocabulary, item_embeddings, content_projection, known_vectors, config"
             " FROM model_artifacts WHERE model_name = %s AND version = %s",
             (USER_ENCODER, version),
