@@ -1,9 +1,11 @@
 """Memory the process freed, handed back to the operating system.
 
-glibc keeps what numpy frees in its heaps for reuse, and with a thread per index build
-and gRPC's threads there are several heaps: a catalogue refresh replaces arrays of
-hundreds of MiB, and what the replaced ones occupied stayed part of the orchestrator's
-RSS until trimmed (benchmarks/RESULTS.md, "Catalogues of millions, part 4").
+glibc keeps what is freed in its heaps for reuse (one per thread that allocates: index
+builds, the signals worker, gRPC's threads); a catalogue refresh or an index build frees
+tens to hundreds of MiB at once. A trim after them hands the free pages back. Arrays of
+more than 32 MiB are mapped on their own and go back when freed whatever this does; what
+a trim saves alone was not measured (benchmarks/RESULTS.md, "Catalogues of millions,
+part 4", on where a million items' memory lies).
 """
 
 from __future__ import annotations

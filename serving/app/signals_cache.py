@@ -1,7 +1,7 @@
 """The catalogue signals for each request, without the request computing them.
 
 Popularity, freshness, availability and the coldest items are passes over the whole
-catalogue: about 50 ms at a million items, on the event loop once a second (and after
+catalogue: 70 to 220 ms at a million items, on the event loop once a second (and after
 every statistics refresh) when the request that found them stale computed them, which
 every request queued behind. Here a worker thread recomputes them while requests keep the
 last ones, a few seconds at most; a request computes them itself only when none fit the
