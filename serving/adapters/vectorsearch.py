@@ -39,6 +39,7 @@ import numpy as np
 from serving.adapters.memory import release_freed_memory, resident_mib
 from serving.core import bfloat16
 from serving.core.index import IndexArrays
+from serving.core.itemspace import ItemSpace
 from serving.core.newitems import NewItems, user_scores
 from serving.core.ranking.retrieve import Retrieval, best_of, by_content, top_k
 
@@ -118,6 +119,11 @@ CONTENT = Kind(
 """Every item's content embedding (unit length: the inner product is the cosine). Half
 the item vectors' lists: assigning 384-d rows to lists is most of a build (1,000,000
 items: 146 s with 2,000 lists on one thread, 70 s with 1,000; benchmarks/RESULTS.md)."""
+
+
+def _version_of(key: object) -> str:
+    """What the build log names an index's key by: a model space by its version."""
+    return f", user_encoder v{key.version}" if isinstance(key, ItemSpace) else ""
 
 
 def _same(key: object, other: object) -> bool:
@@ -264,9 +270,7 @@ class KeptIndex:
             log.info(
                 "vector index built (%s): %d items, %d lists, %.1f s%s; process RSS %.0f MiB",
                 kind.name, built.index.ntotal, built.lists, built.seconds,
-                f", user_encoder v{arrays.space.version}" if kind.key(arrays) is arrays.space
-                and arrays.space is not None else "",
-                resident_mib(),
+                _version_of(built.key), resident_mib(),
             )  # fmt: skip
 
         if self._background:
