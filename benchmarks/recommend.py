@@ -5,7 +5,7 @@
                                    [--param exploration=off ...] [--feedback-rate 200]
                                    [--compare-dim 128] [--compare-content-rows]
                                    [--synthetic-items 100000]
-                                   [--workers 2 --connections 8]
+                                   [--workers 2 --connections 8] [--switch]
 
 It starts the same stack as ``recsys up`` (no simulator, no dashboard) on free ports,
 seeds the demo catalogue (``--state-dir`` keeps it for the next run), gives ``--users``
@@ -18,7 +18,10 @@ same users' histories (so every answer reads freshly changed state), next to the
 without it. With ``--compare-dim``, everything is measured again after a user encoder of
 that width (random weights: the cost does not depend on them) is exported as the next
 version, so the serving cost of a wider trained encoder is read against the demo one in
-the same run. ``--compare-content-rows`` measures again after a version of the demo width
+the same run. ``--switch`` measures Recommend at concurrency 8, last, while the next version is
+exported, loaded by Triton and followed by the item index: the answers that fell back
+(degraded) during the switch, and by which version the rest were answered.
+``--compare-content-rows`` measures again after a version of the demo width
 stripped of its items' vectors is served, as versions exported before migration 0006
 were: every history position then sends its content embedding (50 x 384 floats) where a
 history of known items sends tokens alone. At concurrency 1, Recommend with a free-text
@@ -48,6 +51,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import grpc
 import numpy as np
@@ -72,6 +76,7 @@ PLAIN = "Recommend (gRPC)"
 BARE = "bare Triton user_encoder"
 QUERY_NEW = "Recommend + query, uncached"
 QUERY_CACHED = "Recommend + query, cached"
+SWITCH = "Recommend while the next version switches in"
 QUERIES = (
     "telescopes for beginners",
     "something light and funny",
@@ -105,19 +110,26 @@ class Run:
 
 
 async def closed_loop(
-    name: str, call: Callable[[int], Awaitable[bool]], concurrency: int, seconds: float
+    name: str,
+    call: Callable[[int], Awaitable[bool]],
+    concurrency: int,
+    seconds: float,
+    until: asyncio.Future[Any] | None = None,
 ) -> Run:
-    """``concurrency`` workers calling back to back for ``seconds``; ``call`` returns
-    whether the answer was degraded."""
+    """``concurrency`` workers calling back to back for ``seconds`` (or, given ``until``,
+    until it is done); ``call`` returns whether the answer was degraded."""
     latencies: list[float] = []
     errors: Counter[str] = Counter()
     degraded = 0
     deadline = time.perf_counter() + seconds
 
+    def going_on() -> bool:
+        return not until.done() if until is not None else time.perf_counter() < deadline
+
     async def worker(seed: int) -> None:
         nonlocal degraded
         n = seed
-        while time.perf_counter() < deadline:
+        while going_on():
             started = time.perf_counter()
             try:
                 degraded += await call(n)
@@ -313,6 +325,37 @@ async def export_width(
     raise RuntimeError(f"Recommend never reported user_encoder v{version}")
 
 
+async def measure_switch(
+    settings: Settings, database_url: str, users: int, index_items: int, concurrency: int = 8
+) -> tuple[Run, Counter[str], float]:
+    """Recommend at ``concurrency`` while the next version (the demo width) is exported,
+    loaded by Triton and followed by the index, and one second after (at FAISS sizes:
+    after the new version's index is logged built). Returns the run, the answers per
+    model version ("" the fallback's), and the seconds until the new version answered."""
+    versions: Counter[str] = Counter()
+    async with AsyncRecsysClient(settings.grpc_target, timeout_s=10) as client:
+
+        async def recommend(n: int) -> bool:
+            answer = await client.recommend(f"bench-{n % users}", k=10)
+            versions[answer.model_version] += 1
+            return answer.degraded
+
+        async def switch() -> float:
+            started = time.perf_counter()
+            version = await export_width(settings, database_url, DEMO_DIM)
+            answered = time.perf_counter() - started
+            for _ in range(6000 if index_items else 0):
+                if index_built(settings, index_items, version):
+                    break
+                await asyncio.sleep(0.1)
+            await asyncio.sleep(1)
+            return answered
+
+        switching = asyncio.ensure_future(switch())
+        run = await closed_loop(SWITCH, recommend, concurrency, 0, until=switching)
+    return run, versions, switching.result()
+
+
 SYNTHETIC_CHUNK = 5000
 PAGE = 10_000
 
@@ -404,7 +447,7 @@ def compare(base: list[Run], other: list[Run], base_name: str, other_name: str) 
     )
 
 
-def report(runs: list[Run], command: str) -> str:
+def report_rows(runs: list[Run]) -> str:
     lines = [
         "| call | concurrency | requests/s | p50 ms | p95 ms | p99 ms | max ms | errors"
         " | degraded |",
@@ -416,6 +459,11 @@ def report(runs: list[Run], command: str) -> str:
             f"{r.percentile(95):.1f} | {r.percentile(99):.1f} | {r.percentile(100):.1f} | "
             f"{sum(r.errors.values())} {dict(r.errors) or ''} | {r.degraded} |"
         )
+    return "\n".join(lines)
+
+
+def report(runs: list[Run], command: str) -> str:
+    lines = [report_rows(runs)]
     by = {(r.name == PLAIN, r.concurrency): r for r in runs if r.name in (PLAIN, BARE)}
     ratio = by[(True, 1)].percentile(50) / max(by[(False, 1)].percentile(50), 1e-9)
     p99_8 = by[(True, 8)].percentile(99)
@@ -505,6 +553,11 @@ def main() -> None:
         help="measure again with a version that takes every history position's content",
     )
     parser.add_argument(
+        "--switch",
+        action="store_true",
+        help="last, measure Recommend at c=8 while the next version is exported and followed",
+    )
+    parser.add_argument(
         "--feedback-rate",
         type=float,
         default=0.0,
@@ -551,12 +604,26 @@ def main() -> None:
                     seed_histories=False,
                 )
             )  # fmt: skip
+        if args.switch:
+            assert stack.settings.database_url is not None  # set by start()
+            database_url = stack.settings.database_url.get_secret_value()
+            switched = asyncio.run(
+                measure_switch(stack.settings, database_url, args.users, index_items)
+            )
         memory = orchestrator_memory(stack)
     finally:
         stack.stop()
     command = "python -m benchmarks.recommend " + " ".join(sys.argv[1:])
     print(report(runs, command))
     print(memory)
+    if args.switch:
+        run, versions, answered_s = switched
+        print(
+            f"\n{SWITCH} (c={run.concurrency}, {run.seconds:.1f} s; the new version answered"
+            f" {answered_s:.1f} s after the export began):\n\n{report_rows([run])}\n\n- answers"
+            " by model version: "
+            + ", ".join(f"{v or 'fallback'} {n}" for v, n in sorted(versions.items()))
+        )
     if other:
         print(f"\nWith the next version, {names[1]}:\n")
         print(report(other, command))

@@ -32,8 +32,14 @@ class Encoders(Protocol):
     """The models (Triton in production)."""
 
     async def encode_user(
-        self, item_ids: np.ndarray, event_types: np.ndarray, content: np.ndarray
-    ) -> UserEncoding: ...
+        self,
+        item_ids: np.ndarray,
+        event_types: np.ndarray,
+        content: np.ndarray,
+        version: int | None = None,
+    ) -> UserEncoding:
+        """One user's vector from ``version`` of the user encoder (None: the newest the
+        model server serves); Unavailable when it does not serve that version."""
 
     async def encode_texts(self, texts: Sequence[str], timeout_s: float = 60) -> np.ndarray: ...
 

@@ -287,10 +287,12 @@ class RecommenderService:
         space = self.index.space
         assert space is not None
         tokens, types, content, pad = self.index.encoder_inputs(space, history)
-        encoding = await self._encoders.encode_user(tokens, types, content)
-        # Triton switches versions on its own: until the index follows (within
-        # index_refresh_s), a new version's vector would be scored against the old
-        # version's item space (with other tokens, maybe another width).
+        # The version of the index's item space, not Triton's newest: Triton keeps the
+        # version before the newest loaded, so requests are answered by the model while
+        # the index places a new version (seconds at a million items), then switch with it.
+        encoding = await self._encoders.encode_user(tokens, types, content, space.version)
+        # A vector of another version would be scored against this version's item space
+        # (with other tokens, maybe another width).
         if encoding.model_version != str(space.version):
             raise Unavailable(
                 f"Triton answered with user_encoder v{encoding.model_version} while the item"

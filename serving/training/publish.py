@@ -2,8 +2,9 @@
 
 Export writes the next numbered ``user_encoder`` version (its item space first, see
 ``export.export_user_encoder``) and asks Triton (explicit model control) to load the
-model again: with ``version_policy: latest 1`` it serves the highest version, and the
-orchestrator follows the version Triton reports ready. Rollback moves the newest
+model again: with ``version_policy: latest 2`` it serves the two highest versions, and the
+orchestrator follows the highest Triton reports ready (asking the one before it until its
+item index is in the new version's space). Rollback moves the newest
 version out of the repository (into the state folder's archive, so nothing is lost)
 and reloads, which brings back the one before it.
 """

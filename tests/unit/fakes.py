@@ -80,6 +80,9 @@ class FakeEncoders:
     def __init__(self, vector: Sequence[float] = (1, 0, 0, 0), version: int = 1) -> None:
         self.vector = np.array(vector, np.float32)
         self.version = version
+        """The newest version served (what a call naming none gets)."""
+        self.older: set[int] = set()
+        """Earlier versions still served (Triton keeps the one before the newest)."""
         self.down = False
         self.user_calls: list[np.ndarray] = []
         self.texts: list[str] = []
@@ -87,13 +90,20 @@ class FakeEncoders:
         self.content_fingerprint = ""
 
     async def encode_user(
-        self, item_ids: np.ndarray, event_types: np.ndarray, content: np.ndarray
+        self,
+        item_ids: np.ndarray,
+        event_types: np.ndarray,
+        content: np.ndarray,
+        version: int | None = None,
     ) -> UserEncoding:
         if self.down:
             raise Unavailable("triton down")
+        answering = self.version if version is None else version
+        if answering not in {self.version, *self.older}:
+            raise Unavailable(f"user_encoder v{answering} is not served")
         self.user_calls.append(item_ids)
         attention = np.full(len(item_ids), 1.0 / len(item_ids), np.float32)
-        return UserEncoding(self.vector, attention, str(self.version))
+        return UserEncoding(self.vector, attention, str(answering))
 
     async def encode_texts(self, texts: Sequence[str], timeout_s: float = 60) -> np.ndarray:
         if self.down:

@@ -86,11 +86,24 @@ async def test_recommend_degrades_when_the_model_or_the_database_is_down() -> No
     assert result.degraded and "a" in result.item_ids  # no history: "a" is not known as seen
 
 
-async def test_recommend_refuses_a_vector_of_another_model_version() -> None:
+async def test_recommend_falls_back_when_triton_no_longer_serves_the_index_version() -> None:
     service, feedback, _ = recommender(encoders=fakes.FakeEncoders(version=2))
     feedback.events["e1"] = event("e1", "a")
     result = await service.recommend(RecommendQuery("u1", "", k=2))
     assert result.degraded and result.model_version == ""
+
+
+async def test_recommend_asks_the_index_version_while_the_index_places_a_new_one() -> None:
+    # Triton serves v2 and keeps v1; the index is still in v1's space.
+    encoders = fakes.FakeEncoders(version=2)
+    encoders.older = {1}
+    service, feedback, _ = recommender(encoders=encoders)
+    feedback.events["e1"] = event("e1", "e")
+    during = await service.recommend(RecommendQuery("u1", "", k=2))
+    assert not during.degraded and during.model_version == "1"
+    service.index.set_space(fakes.item_space(2))
+    after = await service.recommend(RecommendQuery("u1", "", k=2))
+    assert not after.degraded and after.model_version == "2"
 
 
 async def test_recommend_applies_request_and_variant_rules() -> None:

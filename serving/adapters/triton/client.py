@@ -72,9 +72,14 @@ class TritonEncoders:
         return self._content
 
     async def encode_user(
-        self, item_ids: np.ndarray, event_types: np.ndarray, content: np.ndarray
+        self,
+        item_ids: np.ndarray,
+        event_types: np.ndarray,
+        content: np.ndarray,
+        version: int | None = None,
     ) -> UserEncoding:
-        """One user: ``item_ids``/``event_types`` (L,) int64, ``content`` (L, dim) float32."""
+        """One user: ``item_ids``/``event_types`` (L,) int64, ``content`` (L, dim) float32;
+        from ``version`` of the model (None: the one Triton picks, its newest)."""
         inputs = [
             triton.InferInput("ITEM_IDS", [1, len(item_ids)], "INT64"),
             triton.InferInput("EVENT_TYPES", [1, len(event_types)], "INT64"),
@@ -83,7 +88,9 @@ class TritonEncoders:
         inputs[0].set_data_from_numpy(item_ids[None].astype(np.int64))
         inputs[1].set_data_from_numpy(event_types[None].astype(np.int64))
         inputs[2].set_data_from_numpy(content[None].astype(np.float32))
-        result = await self._infer(USER_ENCODER, inputs, self._timeout_s)
+        result = await self._infer(
+            USER_ENCODER, inputs, self._timeout_s, "" if version is None else str(version)
+        )
         response = result.get_response()
         return UserEncoding(
             vector=result.as_numpy("USER_VECTOR")[0],
@@ -133,11 +140,13 @@ class TritonEncoders:
             raise Unavailable(f"Triton could not load {model}: {error.message()}") from error
 
     async def _infer(
-        self, model: str, inputs: list[triton.InferInput], timeout_s: float
+        self, model: str, inputs: list[triton.InferInput], timeout_s: float, version: str = ""
     ) -> triton.InferResult:
         started = time.perf_counter()
         try:
-            return await self._client.infer(model, inputs, client_timeout=timeout_s)
+            return await self._client.infer(
+                model, inputs, model_version=version, client_timeout=timeout_s
+            )
         except InferenceServerException as error:
             raise Unavailable(f"Triton {model} call failed: {error.message()}") from error
         finally:
