@@ -132,7 +132,10 @@ async def closed_loop(
         while going_on():
             started = time.perf_counter()
             try:
-                degraded += await call(n)
+                # Not `degraded += await ...`: that reads the count before the await and
+                # writes back over what the other workers added meanwhile.
+                was_degraded = await call(n)
+                degraded += was_degraded
                 latencies.append((time.perf_counter() - started) * 1000)
             except grpc.aio.AioRpcError as error:
                 errors[error.code().name] += 1

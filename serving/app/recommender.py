@@ -283,21 +283,26 @@ class RecommenderService:
 
     async def _encode(self, history: Sequence[tuple[str, EventType]]) -> UserEncoding:
         """The user encoder over ``history``, left-padded to the model's length; the
-        attention returned covers the real history only (oldest first)."""
-        space = self.index.space
-        assert space is not None
-        tokens, types, content, pad = self.index.encoder_inputs(space, history)
-        # The version of the index's item space, not Triton's newest: Triton keeps the
-        # version before the newest loaded, so requests are answered by the model while
-        # the index places a new version (seconds at a million items), then switch with it.
-        encoding = await self._encoders.encode_user(tokens, types, content, space.version)
-        # A vector of another version would be scored against this version's item space
-        # (with other tokens, maybe another width).
-        if encoding.model_version != str(space.version):
-            raise Unavailable(
-                f"Triton answered with user_encoder v{encoding.model_version} while the item"
-                f" index is in the space of v{space.version}; the index follows shortly"
-            )
-        if self.index.space is not space:
-            raise Unavailable("the item index changed while the user was being encoded")
-        return UserEncoding(encoding.vector, encoding.attention[pad:], encoding.model_version)
+        attention returned covers the real history only (oldest first). Encoded again,
+        once, in the new space when the index switched versions during the call."""
+        for _ in range(2):
+            space = self.index.space
+            if space is None:
+                raise Unavailable("the item index has no model space any more")
+            tokens, types, content, pad = self.index.encoder_inputs(space, history)
+            # The version of the index's item space, not Triton's newest: Triton keeps
+            # the version before the newest loaded, so requests are answered by the model
+            # while the index places a new version (seconds at a million items).
+            encoding = await self._encoders.encode_user(tokens, types, content, space.version)
+            # A vector of another version would be scored against this version's item
+            # space (with other tokens, maybe another width).
+            if encoding.model_version != str(space.version):
+                raise Unavailable(
+                    f"Triton answered with user_encoder v{encoding.model_version} while the"
+                    f" item index is in the space of v{space.version}"
+                )
+            if self.index.space is space:
+                return UserEncoding(
+                    encoding.vector, encoding.attention[pad:], encoding.model_version
+                )
+        raise Unavailable("the item index changed twice while the user was being encoded")

@@ -83,6 +83,8 @@ class FakeEncoders:
         """The newest version served (what a call naming none gets)."""
         self.older: set[int] = set()
         """Earlier versions still served (Triton keeps the one before the newest)."""
+        self.while_encoding: Callable[[], None] | None = None
+        """Called during each user encoding (what happens meanwhile elsewhere)."""
         self.down = False
         self.user_calls: list[np.ndarray] = []
         self.texts: list[str] = []
@@ -102,6 +104,8 @@ class FakeEncoders:
         if answering not in {self.version, *self.older}:
             raise Unavailable(f"user_encoder v{answering} is not served")
         self.user_calls.append(item_ids)
+        if self.while_encoding is not None:
+            self.while_encoding()
         attention = np.full(len(item_ids), 1.0 / len(item_ids), np.float32)
         return UserEncoding(self.vector, attention, str(answering))
 

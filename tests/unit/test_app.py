@@ -106,6 +106,22 @@ async def test_recommend_asks_the_index_version_while_the_index_places_a_new_one
     assert not after.degraded and after.model_version == "2"
 
 
+async def test_recommend_encodes_again_when_the_index_switches_during_the_call() -> None:
+    encoders = fakes.FakeEncoders(version=2)
+    encoders.older = {1}
+    service, feedback, _ = recommender(encoders=encoders)
+    feedback.events["e1"] = event("e1", "e")
+
+    def switch_once() -> None:
+        service.index.set_space(fakes.item_space(2))
+        encoders.while_encoding = None
+
+    encoders.while_encoding = switch_once
+    switched = await service.recommend(RecommendQuery("u1", "", k=2))
+    assert not switched.degraded and switched.model_version == "2"
+    assert len(encoders.user_calls) == 2
+
+
 async def test_recommend_applies_request_and_variant_rules() -> None:
     service, feedback, _ = recommender()
     feedback.events["d1"] = event("d1", "b", EventType.DISLIKE)
