@@ -3,6 +3,7 @@ embed here: the whole ranking pipeline (filter, retrieve, blend, explore, divers
 explain) with exact retrieval and with the served FAISS retriever, in one process.
 
     python -m benchmarks.retrieval [--sizes 10000 100000 1000000] [--requests 300]
+                                   [--known 1000]
 
 Item vectors are synthetic and clustered (``benchmarks.synthetic``), content embeddings
 random unit vectors of MiniLM's width (384); there is no Triton, gRPC or PostgreSQL in
@@ -12,7 +13,9 @@ do), the default parameters (Thompson exploration, diversity), 10% of the catalo
 unavailable, k = 10 from a pool of 300. Reported per size: p50 / p99 of one ranking,
 both retrievers on the same requests; the index build; recall@100 of the served pool
 against the exact pool; memory per item and the process's peak RSS; and the time of one
-computation of the catalogue-wide signals.
+computation of the catalogue-wide signals. With ``--known N`` the model knows only the
+first N items: the rest are placed by their text (``newitems``), as after a catalogue is
+loaded past what the model was trained on.
 """
 
 from __future__ import annotations
@@ -104,6 +107,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
     parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument(
+        "--known",
+        type=int,
+        default=None,
+        help="the model knows only the first N items (the rest newer than it, as after a"
+        " bulk load); both indexes are built before measuring",
+    )
     args = parser.parse_args()
     print(
         "| items | retrieval | rank p50 ms | rank p99 ms | index build s | recall@100 |"
@@ -113,7 +123,7 @@ def main() -> None:
     for size in args.sizes:
         rng = np.random.default_rng(size)
         synthetic = synthetic_catalogue(size, DIM, rng)
-        index = synthetic_index(synthetic, CONTENT, rng)
+        index = synthetic_index(synthetic, CONTENT, rng, learned=args.known)
         users = synthetic.users(args.requests, rng)
         seen = [
             [index.arrays.ids[i] for i in rng.choice(size, SEEN, replace=False)]
@@ -127,6 +137,8 @@ def main() -> None:
         served.retrieve(index.arrays, users[0], np.ones(size, bool), 1)
         build_s = time.perf_counter() - started
         assert served.built is not None
+        if args.known is not None:  # new items' similarity goes through the content index
+            served.prepare(index.arrays)
         fast = rank_all(served, index, users, seen)
         recall = np.mean(
             [

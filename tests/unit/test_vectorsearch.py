@@ -254,6 +254,56 @@ def test_items_newer_than_the_model_are_scored_as_the_exact_search_scores_them()
     assert new_in_exact <= set(found.candidates.tolist())
 
 
+def test_a_catalogue_far_past_what_the_model_knows_scores_only_new_items_that_can_make_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """5,500 of 6,000 items newer than the model (a bulk load): the new items scored are
+    the best by each piece of evidence, not all of them, and the pool is the one scoring
+    all of them gives."""
+    rng = np.random.default_rng(5)
+    synthetic = synthetic_catalogue(6000, DIM, rng)
+    index = synthetic_index(synthetic, CONTENT, rng, learned=500)
+    assert index.space is not None
+    weight = rng.standard_normal(index.space.projection_weight.shape).astype(np.float32)
+    index.set_space(replace(index.space, projection_weight=0.3 * weight))  # a content part
+    scored: list[int] = []
+    exact_scores = vectorsearch.user_scores
+
+    def counted(arrays: IndexArrays, *args: object) -> np.ndarray:
+        if len(args) > 2:
+            scored.append(len(args[2]))  # type: ignore[arg-type]
+        return exact_scores(arrays, *args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(vectorsearch, "user_scores", counted)
+    retriever = _retriever()
+    allowed = np.ones(6000, bool)
+    for n, user in enumerate(synthetic.users(5, rng)):
+        new_items = NewItems(1.0, index.arrays.content_of([600 + 1000 * n])[0])
+        found = retriever.retrieve(index.arrays, user, allowed, K, new_items)
+        exact = MatrixProduct().retrieve(index.arrays, user, allowed, K, new_items)
+        assert _recall(found.candidates, exact.candidates, K) >= 0.98
+        new_in_exact = exact.candidates[exact.candidates >= 500]
+        assert len(new_in_exact) and np.isin(new_in_exact, found.candidates).all()
+    # The candidates' scores (the index's, and at most K new items by each evidence),
+    # not the 5,500 new items; the standardisation's spread sample is scored too.
+    candidates = [c for c in scored if c != len(index.arrays.spread_sample)]
+    assert candidates and max(candidates) <= 3 * K
+
+
+def test_the_exact_content_scan_a_slice_at_a_time_finds_the_closest_rows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    rng = np.random.default_rng(6)
+    synthetic = synthetic_catalogue(3000, DIM, rng)
+    arrays = synthetic_index(synthetic, CONTENT, rng).arrays
+    monkeypatch.setattr(vectorsearch, "SCAN_SLICE", 256)
+    rows = np.flatnonzero(rng.random(3000) < 0.6)
+    query = arrays.content_of([7])[0]
+    closest = vectorsearch._most_similar(arrays, rows, query, 50)
+    expected = rows[np.argsort(-(arrays.content_of(rows) @ query), kind="stable")[:50]]
+    assert closest.tolist() == expected.tolist()
+
+
 def test_relevance_is_standardised_as_exact_search_standardises_it() -> None:
     """Against every item's score, new items' calibrated ones included (an even sample of
     them beyond 2,048 items): the same blend as the exact path on a small catalogue."""
