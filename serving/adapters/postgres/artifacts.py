@@ -9,7 +9,7 @@ import numpy as np
 from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool
 
-from serving.adapters.postgres.db import translate_outages
+from serving.adapters.postgres.db import connection_of_its_own, translate_outages
 from serving.core.domain import USER_ENCODER
 from serving.core.encoders import ContentEncoderId
 from serving.core.itemspace import ItemSpace
@@ -64,8 +64,9 @@ async def save_item_space(
 
 async def load_item_space(pool: AsyncConnectionPool, version: int) -> ItemSpace | None:
     # Binary results: in text, bytea arrives hex-encoded (twice its size: a million items'
-    # two 256 MB matrices made a 1 GB result) and is decoded in Python.
-    async with pool.connection() as conn, conn.cursor(binary=True) as cur:
+    # two 256 MB matrices made a 1 GB result) and is decoded in Python. On a connection of
+    # its own: a pooled one would keep a buffer the size of the result.
+    async with await connection_of_its_own(pool) as conn, conn.cursor(binary=True) as cur:
         await cur.execute(
             "SELECT vocabulary, item_embeddings, content_projection, known_vectors, config"
             " FROM model_artifacts WHERE model_name = %s AND version = %s",

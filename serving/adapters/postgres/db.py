@@ -8,7 +8,7 @@ import logging
 import os
 import subprocess
 import tempfile
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
@@ -132,6 +132,19 @@ async def open_pool(url: str, size: int = 4) -> AsyncConnectionPool:
     )
     await pool.open(wait=True, timeout=30)
     return pool
+
+
+def connection_of_its_own(pool: AsyncConnectionPool) -> Awaitable[psycopg.AsyncConnection]:
+    """A connection to ``pool``'s database outside the pool, for one result of hundreds of
+    MB (``async with await connection_of_its_own(pool) as conn``: closed after). libpq
+    grows a connection's input buffer to the largest message it has received and never
+    shrinks it: a pooled connection would keep that much memory for as long as it lives
+    (two model versions' artifacts at a million items: 1 GB of a replica's RSS)."""
+    conninfo, kwargs = pool.conninfo, pool.kwargs
+    # open_pool's pools: a connection string and fixed options (the pool also takes
+    # callables that make them per connection).
+    assert isinstance(conninfo, str) and isinstance(kwargs, dict), "a pool from open_pool"
+    return psycopg.AsyncConnection.connect(conninfo, **kwargs)
 
 
 @contextmanager
