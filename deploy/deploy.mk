@@ -51,18 +51,19 @@ deploy-render: $(DEPLOY_TOOLS_STAMP)
 # (.state/podman, or $RECSYS_IMAGE_STATE/podman), a Debian 12 base built with mmdebstrap
 # and a pip wheelhouse, both cached in .state/images.
 #
-#   make container-tools  podman, buildah, runc, mmdebstrap (+ netavark, aardvark-dns) from apt
+#   make container-tools  podman, buildah, runc, mmdebstrap (+ netavark, aardvark-dns, iptables) from apt
 #   make images           build every image of deploy/docker/, print their sizes
 #   make deploy-check     play overlays/podman with `podman kube play` and check it
 
-CONTAINER_TOOLS := podman buildah runc mmdebstrap netavark aardvark-dns
+CONTAINER_TOOLS := podman buildah runc mmdebstrap netavark aardvark-dns iptables
 
 .PHONY: container-tools images deploy-check
 
 # (sudo only when not root, as for chromium; netavark/aardvark-dns: podman's network with
-# DNS names, which the Services' aliases need)
+# DNS names, which the Services' aliases need; iptables: netavark sets the network up with
+# it, and a machine without it fails every build step that runs a command)
 container-tools:
-	@missing=; for t in podman buildah runc mmdebstrap; do command -v $$t >/dev/null || missing=1; done; \
+	@missing=; for t in podman buildah runc mmdebstrap iptables; do command -v $$t >/dev/null || missing=1; done; \
 	[ -x /usr/lib/podman/netavark ] && [ -x /usr/lib/podman/aardvark-dns ] || missing=1; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" -eq 0 ]; then SUDO=; else SUDO=sudo; fi; \
