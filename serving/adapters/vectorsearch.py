@@ -30,6 +30,7 @@ import logging
 import math
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -187,7 +188,9 @@ class KeptIndex:
         self._background = background
         self.built: BuiltIndex | None = None
         self._building: threading.Thread | None = None
-        self._beside: tuple[IndexArrays, BuiltIndex, np.ndarray] | None = None
+        # Weakly: arrays a request no longer ranks must not outlive it here (after a new
+        # version, the old space's vectors would, until the next request of this kind).
+        self._beside: tuple[weakref.ref[IndexArrays], BuiltIndex, np.ndarray] | None = None
         self._written_since = 0  # of those rows, the ones written after the build
         self._latest: IndexArrays | None = None
         self._waiting: threading.Timer | None = None  # a rebuild when the cool-down ends
@@ -223,8 +226,9 @@ class KeptIndex:
 
         def rebuild() -> None:
             self._waiting = None
-            if self._latest is not None:
-                self.for_arrays(self._latest)  # decides again: a request may have rebuilt
+            latest, self._latest = self._latest, None
+            if latest is not None:
+                self.for_arrays(latest)  # decides again: a request may have rebuilt
 
         self._waiting = threading.Timer(delay_s, rebuild)
         self._waiting.daemon = True
@@ -235,13 +239,13 @@ class KeptIndex:
         kind it holds (computed once per arrays). Only rows of both kinds count towards a
         rebuild: a new index would not hold the others (items newer than the model) either."""
         cached = self._beside
-        if cached is not None and cached[0] is arrays and cached[1] is built:
+        if cached is not None and cached[0]() is arrays and cached[1] is built:
             return cached[2]
         stamps = self.kind.stamps(arrays)
         assert stamps is not None
         since, held = stamps > built.write, self.kind.held(arrays)
         rows = np.flatnonzero(since | ~held)
-        self._beside = (arrays, built, rows)
+        self._beside = (weakref.ref(arrays), built, rows)
         self._written_since = int(np.count_nonzero(since & held))
         return rows
 

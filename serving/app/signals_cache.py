@@ -44,7 +44,7 @@ class SignalsCache:
             return kept
         if (
             kept is not None
-            and kept.arrays[0] is index.arrays
+            and kept.of_arrays(index.arrays)
             and now - kept.second < self.stale_limit_s
         ):
             self._refresh(index, half_lives, now)
@@ -74,7 +74,7 @@ class SignalsCache:
             return
         if (error := refreshed.exception()) is not None:
             log.error("refreshing the catalogue signals failed", exc_info=error)
-        elif refreshed.result().arrays[0] is index.arrays:
+        elif refreshed.result().of_arrays(index.arrays):
             self._keep(refreshed.result())
 
     def _keep(self, signals: CatalogueSignals) -> CatalogueSignals:

@@ -156,8 +156,10 @@ class ItemIndex:
         self._categories: list[tuple[str, ...]] = []
         self._category_sets: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.space: ItemSpace | None = None
-        # Item positions by category, built on first use for the current arrays.
-        self._by_category: tuple[IndexArrays, dict[str, np.ndarray]] | None = None
+        # Item positions by category, built on first use after the categories changed.
+        # Not keyed by the arrays: holding them would keep a replaced model space (a
+        # million items' vectors) alive until the next category rule.
+        self._by_category: dict[str, np.ndarray] | None = None
         self.arrays = IndexArrays(
             ids=(),
             content=np.zeros((0, content_dim), bfloat16.CODE),
@@ -194,16 +196,15 @@ class ItemIndex:
 
     def in_categories(self, categories: Iterable[str]) -> np.ndarray:
         """Mask of the items that carry any of ``categories``."""
-        arrays = self.arrays
-        if self._by_category is None or self._by_category[0] is not arrays:
+        if self._by_category is None:
             members: dict[str, list[int]] = {}
             for position, carried in enumerate(self._categories):
                 for category in carried:
                     members.setdefault(category, []).append(position)
-            self._by_category = (arrays, {c: np.array(p) for c, p in members.items()})
-        mask = np.zeros(len(arrays.ids), bool)
+            self._by_category = {c: np.array(p) for c, p in members.items()}
+        mask = np.zeros(len(self._categories), bool)
         for category in categories:
-            positions = self._by_category[1].get(category)
+            positions = self._by_category.get(category)
             if positions is not None:
                 mask[positions] = True
         return mask
@@ -265,6 +266,7 @@ class ItemIndex:
                 added.append(item_id)
             else:
                 self._categories[position] = categories
+        self._by_category = None
         size, grow = len(self._categories), len(added)
         content = np.concatenate([old.content, np.zeros((grow, self._content_dim), bfloat16.CODE)])
         published = np.concatenate([old.published, np.full(grow, math.nan)])
@@ -287,12 +289,20 @@ class ItemIndex:
         written = _stamped(old.written, len(old.ids), grow, rows, stamp)
         content_written = _stamped(old.content_written, len(old.ids), grow, rows, stamp)
         if self.space is not None:
-            # Only the rows written now need new vectors.
+            # Only the rows written now need new vectors, and of those not a learned item
+            # of a version that holds its items' vectors: it stays where training put it
+            # (its space, ``ItemSpace.beyond``, no longer holds that vector).
             vectors = np.concatenate(
                 [old.vectors, np.zeros((grow, old.vectors.shape[1]), np.float32)]
             )
-            vectors[rows], learned[rows] = self.space.vectors(
-                list(latest), lambda chunk: bfloat16.decode(content[rows[chunk]])
+            placed = np.zeros(len(rows), bool)
+            if self.space.takes_tokens:
+                existing = rows < len(old.ids)
+                placed[existing] = old.learned[rows[existing]]
+            todo = rows[~placed]
+            written_ids = [item_id for item_id, p in zip(latest, placed, strict=True) if not p]
+            vectors[todo], learned[todo] = self.space.vectors(
+                written_ids, lambda chunk: bfloat16.decode(content[todo[chunk]])
             )
         else:
             vectors = np.zeros((size, 0), np.float32)
@@ -343,7 +353,7 @@ class ItemIndex:
             old.live,
             old.window,
             learned,
-            space,
+            space.beyond(list(itertools.compress(old.ids, learned))),
             self._new_write(old),
             old.content_written,
         )
@@ -354,7 +364,7 @@ class ItemIndex:
         ``placed_in``) unless the index changed since it was made."""
         if placement is None or placement.source is not self.arrays:
             placement = self.placed_in(space)
-        self.space = space
+        self.space = placement.arrays.space
         self.arrays = placement.arrays
 
     def _new_write(self, old: IndexArrays) -> np.ndarray:

@@ -42,6 +42,10 @@ class ItemSpace:
     learned_mask: np.ndarray | None = None
     """(len(vocabulary),) bool: which vocabulary items have a learned embedding; None: read
     off ``item_embeddings``."""
+    known_tokens: np.ndarray | None = None
+    """The sorted tokens whose vectors ``known_vectors`` holds, a row each, in a space an
+    item index keeps ``beyond`` the items it placed; None: every vocabulary item's, in
+    vocabulary order."""
 
     def served(self) -> ItemSpace:
         """What an orchestrator keeps of this space: with ``known_vectors`` the learned
@@ -51,6 +55,31 @@ class ItemSpace:
             return self
         mask = self._has_learned[1:]
         return replace(self, item_embeddings=None, learned_mask=mask)
+
+    def beyond(self, placed: Sequence[str]) -> ItemSpace:
+        """What an item index keeps of this space once it holds the vectors of the items
+        ``placed`` (it keeps a learned item's vector whatever its text, as the version
+        does): the known vectors of the other vocabulary items only, for a catalogue that
+        gains one later. A million items' vectors are not held twice (256 MB)."""
+        if self.known_vectors is None:
+            return self
+        tokens = self._tokens(placed)
+        unplaced = np.ones(len(self.vocabulary) + 1, bool)
+        unplaced[tokens] = False
+        kept = np.flatnonzero(unplaced[1:] & self._has_learned[1:]) + 1
+        rows = self._known_rows(kept)
+        return replace(self, known_vectors=self.known_vectors[rows], known_tokens=kept)
+
+    def _known_rows(self, tokens: np.ndarray) -> np.ndarray:
+        """The rows of ``known_vectors`` that hold these tokens' vectors."""
+        if self.known_tokens is None:
+            return tokens - 1
+        rows = np.searchsorted(self.known_tokens, tokens)
+        held = rows < len(self.known_tokens)
+        held[held] = self.known_tokens[rows[held]] == tokens[held]
+        if not held.all():
+            raise LookupError("the item index holds these items' vectors, not its space")
+        return rows
 
     @property
     def content_dim(self) -> int:
@@ -112,7 +141,7 @@ class ItemSpace:
             return (self._learned[tokens] + projected).astype(np.float32), learned
         # The version holds its items' vectors: only the others need their text projected.
         vectors = np.empty((len(tokens), self.known_vectors.shape[1]), np.float32)
-        vectors[learned] = self.known_vectors[tokens[learned] - 1]
+        vectors[learned] = self.known_vectors[self._known_rows(tokens[learned])]
         vectors[~learned] = self._projected(content_of, np.flatnonzero(~learned))
         return vectors, learned
 

@@ -1,4 +1,6 @@
 import dataclasses
+import gc
+import weakref
 from datetime import UTC, datetime
 
 import numpy as np
@@ -83,6 +85,35 @@ def test_a_served_space_keeps_which_items_are_learned_not_their_embeddings():
     assert older.served() is older
 
 
+def test_the_index_keeps_only_the_vectors_of_known_items_it_does_not_hold():
+    """Once placed, a learned item's vector is the index's (a million items' vectors are not
+    held twice): its space keeps those of the vocabulary items the catalogue lacks, and
+    the index places each item as the full space would, after a text edit or when the
+    catalogue gains a known item later."""
+    full = ItemSpace(
+        version=2,
+        max_len=5,
+        vocabulary=("a", "b", "later", "untrained"),
+        item_embeddings=np.array([[1, 0], [0, 2], [3, 0], [0, 0]], np.float32),
+        projection_weight=np.ones((2, 384), np.float32),
+        projection_bias=np.zeros(2, np.float32),
+        known_vectors=np.array([[5, 1], [1, 5], [7, 7], [0, 0]], np.float32),
+    ).served()
+    index = ItemIndex()
+    index.upsert([stored("a", 0.01), stored("b", 0.02), stored("new", 0.03)])
+    index.set_space(full)
+    kept = index.space
+    assert kept is index.arrays.space and kept is not None and kept.version == 2
+    assert kept.known_vectors is not None and kept.known_vectors.tolist() == [[7.0, 7.0]]
+    assert kept.input_tokens(["b", "later", "new"]).tolist() == [2, 3, 0]
+    index.upsert([stored("a", 0.5), stored("later", 0.04), stored("newest", 0.05)])
+    ids = list(index.arrays.ids)
+    assert ids == ["a", "b", "new", "later", "newest"]
+    expected, learned = full.vectors(ids, index.arrays.content_of)
+    np.testing.assert_array_equal(index.arrays.vectors, expected)
+    assert index.arrays.learned.tolist() == learned.tolist() == [True, True, False, True, False]
+
+
 def test_upsert_adds_replaces_and_keeps_vectors_current():
     index = ItemIndex()
     index.upsert([stored("a", 0.01), stored("b", 0.02)])
@@ -140,6 +171,23 @@ def test_items_are_found_by_category():
     assert index.in_categories(["none"]).tolist() == [False, False]
     index.upsert([StoredItem(Item("c", "c", categories=("rock",)), np.zeros(384), NOW, False)])
     assert index.in_categories(["rock"]).tolist() == [False, True, True]
+
+
+def test_a_replaced_model_space_is_not_kept_alive():
+    """After the index follows a new version, nothing it keeps holds the old space (at a
+    million items, its vectors are 256 MB): the category lists once held the arrays they
+    were built from, and with them the space, until a request next used a category rule."""
+    index = ItemIndex()
+    index.upsert([StoredItem(Item("a", "a", categories=("jazz",)), np.zeros(384), NOW, False)])
+    old = space()
+    index.set_space(old)
+    assert index.in_categories(["jazz"]).tolist() == [True]
+    replaced = weakref.ref(old)
+    del old
+    index.set_space(dataclasses.replace(space(), version=2))
+    gc.collect()
+    assert replaced() is None
+    assert index.in_categories(["jazz"]).tolist() == [True]
 
 
 def test_availability_windows_hide_items_outside_them():

@@ -5,6 +5,8 @@ for free-text queries through the content index."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from dataclasses import replace
 from datetime import UTC, datetime
 
@@ -14,6 +16,7 @@ import pytest
 from benchmarks.synthetic import synthetic_catalogue, synthetic_index
 from serving.adapters import vectorsearch
 from serving.adapters.vectorsearch import BuiltIndex, FaissRetriever
+from serving.app.signals_cache import SignalsCache
 from serving.core.domain import Item
 from serving.core.index import IndexArrays, ItemIndex, StoredItem
 from serving.core.newitems import NewItems, unit_rows
@@ -404,3 +407,28 @@ def test_free_text_queries_through_the_content_index_keep_recall_and_follow_writ
     found = retriever.by_content(index.arrays, queries[0], everything, K)
     assert index.arrays.ids[found.candidates[0]] == "item-7"
     assert retriever.content.built is built, "one row must not rebuild the index"
+
+
+def test_a_replaced_model_space_is_not_kept_alive_by_the_retriever_or_the_signals() -> None:
+    """After the index follows a new version, what the retriever and the signals cache
+    keep of earlier requests (rows beside each index, signals of half-lives no request
+    asks for any more) does not hold the old arrays, nor with them the old space: at a
+    million items that kept two 256 MB arrays per version followed alive."""
+    rng = np.random.default_rng(4)
+    index = synthetic_index(synthetic_catalogue(3000, DIM, rng), CONTENT, rng)
+    retriever, signals = _retriever(), SignalsCache()
+    everything = np.ones(3000, bool)
+    user = rng.standard_normal(DIM).astype(np.float32)
+    retriever.retrieve(index.arrays, user, everything, K)
+    retriever.by_content(
+        index.arrays, unit_rows(rng.standard_normal((1, CONTENT)))[0], everything, K
+    )
+    signals.signals(index, (1.0, 1.0), 0.0)
+    assert index.space is not None
+    replaced = weakref.ref(index.space)
+    index.set_space(replace(index.space, version=2))
+    retriever.retrieve(index.arrays, user, everything, K)
+    signals.signals(index, (2.0, 2.0), 0.0)
+    signals.close()
+    gc.collect()
+    assert replaced() is None

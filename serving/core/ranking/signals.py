@@ -3,7 +3,9 @@ and the catalogue-wide ones computed once for every request of a second. Pure nu
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -49,8 +51,9 @@ class CatalogueSignals:
     """Per-item signals that do not depend on the user (the caller caches them)."""
 
     second: int
-    arrays: tuple[object, ...]
-    """The index arrays they were computed from (compared by identity)."""
+    sources: tuple[weakref.ref[Any], ...]
+    """The index arrays they were computed from (``source_arrays``), weakly: signals kept
+    for half-lives no request uses any more must not keep a replaced catalogue alive."""
     half_lives: tuple[float, float]
     popularity: np.ndarray
     freshness: np.ndarray
@@ -64,8 +67,12 @@ class CatalogueSignals:
         return (
             self.second == int(now)
             and self.half_lives == half_lives
-            and all(a is b for a, b in zip(self.arrays, source_arrays(index), strict=True))
+            and all(a() is b for a, b in zip(self.sources, source_arrays(index), strict=True))
         )
+
+    def of_arrays(self, arrays: IndexArrays) -> bool:
+        """Whether these were computed from ``arrays`` (positions and windows as they are)."""
+        return self.sources[0]() is arrays
 
 
 def source_arrays(index: ItemIndex) -> tuple[IndexArrays, np.ndarray, np.ndarray]:
@@ -88,7 +95,7 @@ def catalogue_signals(
     available = arrays.available(now)
     return CatalogueSignals(
         second=int(now),
-        arrays=sources,
+        sources=tuple(weakref.ref(source) for source in sources),
         half_lives=half_lives,
         popularity=popularity,
         freshness=freshness_signal(arrays.published, now, half_lives[1]),
