@@ -3,16 +3,17 @@ what one replica holds for N items, by part, and its RSS.
 
     python -m benchmarks.memory [--items 1000000] [--chunk 0]
 
-It holds what a serving orchestrator does: a model space as the index follows it (a
-version carrying its items' vectors, kept as ``ItemSpace.served``), the item index
-loaded as the index sync loads it (every item in one upsert at start-up, or ``--chunk``
-items per upsert, as later refreshes apply writes), and both FAISS indexes built (item
-vectors and content). Items are synthetic (``benchmarks.synthetic``: clustered 64-d
-vectors, random unit 384-d content, one of 20 categories each); there is no gRPC,
-PostgreSQL or Triton client in the process, whose own baseline (about 90 MiB, RESULTS.md
-"Orchestrator start-up and memory") comes on top. RSS is read after a garbage
-collection and ``malloc_trim``, so that it counts what is held, not what the allocator
-kept of the load's garbage; the peak (``ru_maxrss``) is printed too.
+It holds what a serving orchestrator does: the item index loaded as the index sync loads
+it (every item in one upsert at start-up, or ``--chunk`` items per upsert, as later
+refreshes apply writes), then placed in a model space (a version carrying its items'
+vectors, kept as ``ItemSpace.served``, of which the index keeps what it does not hold
+itself: ``ItemSpace.beyond``), and both FAISS indexes built (item vectors and content).
+Items are synthetic (``benchmarks.synthetic``: clustered 64-d vectors, random unit 384-d
+content, one of 20 categories each); there is no gRPC, PostgreSQL or Triton client in the
+process, whose own baseline (about 90 MiB, RESULTS.md "Orchestrator start-up and
+memory") comes on top. RSS is read after a garbage collection and ``malloc_trim``, so
+that it counts what is held, not what the allocator kept of the load's garbage; the peak
+(``ru_maxrss``) is printed too.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ from serving.core.index import ItemIndex, StoredItem
 from serving.core.itemspace import ItemSpace
 
 DIM, CONTENT = 64, 384
+PER_ITEM_COLUMNS = (
+    "published", "live", "window", "learned", "written", "content_written", "tokens"
+)  # fmt: skip
 LOAD_CHUNK = 100_000
 """Items generated at a time (the load itself is one upsert unless --chunk says)."""
 
@@ -84,7 +88,6 @@ def main() -> None:
     del catalogue
     rows.append(("+ the model space (served)", rss_mib()))
     index = ItemIndex(CONTENT)
-    index.set_space(space)
     items = stored_items(ids, categories, rng)
     if args.chunk:
         batch: list[StoredItem] = []
@@ -96,8 +99,12 @@ def main() -> None:
         index.upsert(batch)
     else:
         index.upsert(items)
+    # Placed once loaded, as the index sync does: the space it keeps then holds no vector
+    # of an item the index holds.
+    index.set_space(space)
+    del space
     index.in_categories(["c0"])  # the category lists a category rule builds
-    rows.append(("+ the item index", rss_mib()))
+    rows.append(("+ the item index, placed in the space", rss_mib()))
     retriever = FaissRetriever(exact_below=0, background=False)
     retriever.prepare(index.arrays)
     rows.append(("+ both FAISS indexes", rss_mib()))
@@ -106,18 +113,17 @@ def main() -> None:
         print(f"| {name} | {mib:,.0f} |")
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"| peak (ru_maxrss) | {peak:,.0f} |")
-    arrays, known = index.arrays, space.known_vectors
+    arrays = index.arrays
+    assert index.space is not None
+    known = index.space.known_vectors
     assert retriever.items.built is not None and retriever.content.built is not None
     parts = {
         "content (bfloat16)": arrays.content.nbytes,
         "item vectors (float32)": arrays.vectors.nbytes,
-        "the space's known vectors": 0 if known is None else known.nbytes,
+        "the space's known vectors (items the index lacks)": 0 if known is None else known.nbytes,
         "FAISS item-vector index": faiss.serialize_index(retriever.items.built.index).nbytes,
         "FAISS content index": faiss.serialize_index(retriever.content.built.index).nbytes,
-        "per-item columns": sum(
-            getattr(arrays, name).nbytes
-            for name in ("published", "live", "window", "learned", "written", "content_written")
-        )
+        "per-item columns": sum(getattr(arrays, name).nbytes for name in PER_ITEM_COLUMNS)
         + sum(a.nbytes for a in (index.popularity, index.popularity_at))
         + sum(a.nbytes for a in (index.impressions, index.clicks)),
     }

@@ -69,6 +69,10 @@ class IndexArrays:
     content_written: np.ndarray | None = None
     """(N,) int64: the same for each row's content embedding (a new model space rewrites
     every vector, no content)."""
+    tokens: np.ndarray | None = None
+    """(N,) int64: each row's user-encoder input token in ``space`` (0: its history
+    position sends its content); None without a space. ``space`` keeps the tokens of the
+    items the index does not hold only (``ItemSpace.beyond``)."""
 
     def content_of(self, positions: np.ndarray | Sequence[int]) -> np.ndarray:
         """The content embeddings of ``positions``, as float32."""
@@ -234,7 +238,7 @@ class ItemIndex:
         pad = length - len(history)
         tokens = np.zeros(length, np.int64)
         types = np.zeros(length, np.int64)
-        tokens[pad:] = space.input_tokens([item_id for item_id, _ in history])
+        tokens[pad:] = self._input_tokens(arrays, space, [item_id for item_id, _ in history])
         types[pad:] = [int(event_type) for _, event_type in history]
         sends = np.ones(length, bool) if not space.takes_tokens else (tokens == 0) & (types > 0)
         content = np.zeros((int(sends.sum()), arrays.content.shape[1]), np.float32)
@@ -246,6 +250,23 @@ class ItemIndex:
                 positions.append(position)
         content[rows] = arrays.content_of(positions)
         return tokens, types, content, pad
+
+    def _input_tokens(
+        self, arrays: IndexArrays, space: ItemSpace, item_ids: Sequence[str]
+    ) -> np.ndarray:
+        """The user encoder's tokens for ``item_ids`` in ``space``: the rows' own when the
+        arrays are placed in it, the space's for the items they do not hold."""
+        if arrays.space is not space or arrays.tokens is None:
+            return space.input_tokens(item_ids)
+        size = len(arrays.ids)
+        positions = np.array([self._position.get(i, size) for i in item_ids], np.int64)
+        held = positions < size
+        tokens = np.zeros(len(item_ids), np.int64)
+        tokens[held] = arrays.tokens[positions[held]]
+        if not held.all():
+            others = [item_id for item_id, h in zip(item_ids, held, strict=True) if not h]
+            tokens[~held] = space.input_tokens(others)
+        return tokens
 
     def upsert(self, stored: Iterable[StoredItem]) -> None:
         """Add or replace items (soft-deleted ones stay, marked not live)."""
@@ -304,8 +325,13 @@ class ItemIndex:
             vectors[todo], learned[todo] = self.space.vectors(
                 written_ids, lambda chunk: bfloat16.decode(content[todo[chunk]])
             )
+            assert old.tokens is not None  # placed in the space
+            placed_tokens = np.concatenate([old.tokens, np.zeros(grow, np.int64)])
+            placed_tokens[todo] = self.space.input_tokens(written_ids)
+            tokens: np.ndarray | None = placed_tokens
         else:
             vectors = np.zeros((size, 0), np.float32)
+            tokens = None
         self.popularity = np.concatenate([self.popularity, np.zeros(grow)])
         self.popularity_at = np.concatenate([self.popularity_at, np.zeros(grow)])
         self.impressions = np.concatenate([self.impressions, np.zeros(grow)])
@@ -321,6 +347,7 @@ class ItemIndex:
             self.space,
             written,
             content_written,
+            tokens,
         )
 
     def drop_space(self) -> None:
@@ -356,6 +383,7 @@ class ItemIndex:
             space.beyond(list(itertools.compress(old.ids, learned))),
             self._new_write(old),
             old.content_written,
+            space.input_tokens(old.ids),
         )
         return Placement(old, placed)
 

@@ -43,9 +43,9 @@ class ItemSpace:
     """(len(vocabulary),) bool: which vocabulary items have a learned embedding; None: read
     off ``item_embeddings``."""
     known_tokens: np.ndarray | None = None
-    """The sorted tokens whose vectors ``known_vectors`` holds, a row each, in a space an
-    item index keeps ``beyond`` the items it placed; None: every vocabulary item's, in
-    vocabulary order."""
+    """In a space an item index keeps ``beyond`` the items it placed: the tokens of the
+    ``vocabulary`` it keeps (sorted), a row of ``known_vectors`` each, all learned; None:
+    the whole vocabulary, tokens 1..len in order."""
 
     def served(self) -> ItemSpace:
         """What an orchestrator keeps of this space: with ``known_vectors`` the learned
@@ -57,18 +57,27 @@ class ItemSpace:
         return replace(self, item_embeddings=None, learned_mask=mask)
 
     def beyond(self, placed: Sequence[str]) -> ItemSpace:
-        """What an item index keeps of this space once it holds the vectors of the items
-        ``placed`` (it keeps a learned item's vector whatever its text, as the version
-        does): the known vectors of the other vocabulary items only, for a catalogue that
-        gains one later. A million items' vectors are not held twice (256 MB)."""
+        """What an item index keeps of this space once it holds the vectors and tokens of
+        the items ``placed`` (it keeps a learned item's vector whatever its text, as the
+        version does): the other learned vocabulary items only, for a history or a
+        catalogue that names one later. A million items' vectors, ids and tokens are not
+        held twice (some 400 MB)."""
         if self.known_vectors is None:
             return self
-        tokens = self._tokens(placed)
-        unplaced = np.ones(len(self.vocabulary) + 1, bool)
-        unplaced[tokens] = False
-        kept = np.flatnonzero(unplaced[1:] & self._has_learned[1:]) + 1
-        rows = self._known_rows(kept)
-        return replace(self, known_vectors=self.known_vectors[rows], known_tokens=kept)
+        learned = (
+            self.known_tokens
+            if self.known_tokens is not None
+            else np.flatnonzero(self._has_learned[1:]) + 1
+        )
+        kept = np.setdiff1d(learned, self._tokens(placed))
+        rows = self._known_rows(kept)  # of the vocabulary as of the known vectors
+        return replace(
+            self,
+            vocabulary=tuple(self.vocabulary[r] for r in rows),
+            known_vectors=self.known_vectors[rows],
+            known_tokens=kept,
+            learned_mask=None,
+        )
 
     def _known_rows(self, tokens: np.ndarray) -> np.ndarray:
         """The rows of ``known_vectors`` that hold these tokens' vectors."""
@@ -88,6 +97,8 @@ class ItemSpace:
     @cached_property
     def token(self) -> dict[str, int]:
         """Model input id of each vocabulary item (1-based; 0 means no learned embedding)."""
+        if self.known_tokens is not None:
+            return dict(zip(self.vocabulary, self.known_tokens.tolist(), strict=True))
         return {item_id: i + 1 for i, item_id in enumerate(self.vocabulary)}
 
     @cached_property
@@ -106,6 +117,13 @@ class ItemSpace:
         assert self.item_embeddings is not None
         return np.concatenate([[False], np.any(self.item_embeddings != 0, axis=1)])
 
+    def _learned_of(self, tokens: np.ndarray) -> np.ndarray:
+        """Whether the items of these tokens have a learned embedding."""
+        if self.known_tokens is not None:
+            return tokens > 0  # a space kept beyond the placed items holds learned ones only
+        learned: np.ndarray = self._has_learned[tokens]
+        return learned
+
     def _tokens(self, item_ids: Sequence[str]) -> np.ndarray:
         return np.fromiter(
             (self.token.get(i, 0) for i in item_ids), dtype=np.int64, count=len(item_ids)
@@ -121,7 +139,7 @@ class ItemSpace:
         """The user encoder's ITEM_IDS for ``item_ids``: 0 for an item it holds no vector
         of (placed by the content its position sends)."""
         tokens = self._tokens(item_ids)
-        return np.where(self._has_learned[tokens], tokens, 0) if self.takes_tokens else tokens
+        return np.where(self._learned_of(tokens), tokens, 0) if self.takes_tokens else tokens
 
     def project(self, content: np.ndarray) -> np.ndarray:
         """Where content embeddings alone place items (the content part of every vector)."""
@@ -135,7 +153,7 @@ class ItemSpace:
         ``item_ids``); and which items have a learned embedding (the others are placed by
         text alone)."""
         tokens = self._tokens(item_ids)
-        learned = self._has_learned[tokens]
+        learned = self._learned_of(tokens)
         if self.known_vectors is None:
             projected = self._projected(content_of, np.arange(len(tokens)))
             return (self._learned[tokens] + projected).astype(np.float32), learned

@@ -105,13 +105,19 @@ def test_the_index_keeps_only_the_vectors_of_known_items_it_does_not_hold():
     kept = index.space
     assert kept is index.arrays.space and kept is not None and kept.version == 2
     assert kept.known_vectors is not None and kept.known_vectors.tolist() == [[7.0, 7.0]]
-    assert kept.input_tokens(["b", "later", "new"]).tolist() == [2, 3, 0]
+    assert kept.vocabulary == ("later",) and kept.input_tokens(["later", "b"]).tolist() == [3, 0]
+    click = EventType.CLICK
+    history = [("b", click), ("later", click), ("new", click), ("a", click)]
+    assert index.encoder_inputs(kept, history)[0].tolist() == [0, 2, 3, 0, 1]
     index.upsert([stored("a", 0.5), stored("later", 0.04), stored("newest", 0.05)])
     ids = list(index.arrays.ids)
     assert ids == ["a", "b", "new", "later", "newest"]
     expected, learned = full.vectors(ids, index.arrays.content_of)
     np.testing.assert_array_equal(index.arrays.vectors, expected)
     assert index.arrays.learned.tolist() == learned.tolist() == [True, True, False, True, False]
+    assert index.arrays.tokens is not None
+    assert index.arrays.tokens.tolist() == full.input_tokens(ids).tolist() == [1, 2, 0, 3, 0]
+    assert index.encoder_inputs(kept, history)[0].tolist() == [0, 2, 3, 0, 1]
 
 
 def test_upsert_adds_replaces_and_keeps_vectors_current():
