@@ -136,6 +136,11 @@ class Catalogue(Protocol):
         from the first)."""
         ...
 
+    async def count_items(self) -> int:
+        """How many items the catalogue holds, deleted ones too: what a full load of
+        ``items_page`` reserves room for."""
+        ...
+
     async def stats_changed_since(self, since: datetime | None) -> list[ItemStatsRow]: ...
 
 

@@ -106,11 +106,7 @@ class IndexSync:
         loading, after, applied = self._items_since is None, None, False
         read_again: dict[str, datetime] = {}
         while True:
-            page = await (
-                self._catalogue.items_page(after, LOAD_PAGE)
-                if loading
-                else self._catalogue.items_changed_since(self._items_since)
-            )
+            page = await self._read_items(after)
             changed = [c for c in page if self._item_versions.get(c.item.item_id) != c.updated_at]
             if self._switch_encoder(changed):
                 return await self.refresh()  # the whole catalogue again, in the new encoder
@@ -134,6 +130,16 @@ class IndexSync:
         await self._follow_model()
         if self._prepare is not None and (applied or self._index.arrays is not before):
             self._prepare(self._index.arrays)
+
+    async def _read_items(self, after: str | None) -> list[StoredItem]:
+        """What changed since the last refresh; at the first, or after an encoder switch,
+        the page of the whole catalogue after ``after`` (room reserved for all of it
+        first, so the index does not copy its columns as they grow)."""
+        if self._items_since is not None:
+            return await self._catalogue.items_changed_since(self._items_since)
+        if after is None:
+            self._index.reserve(await self._catalogue.count_items())
+        return await self._catalogue.items_page(after, LOAD_PAGE)
 
     def _switch_encoder(self, changed: list[StoredItem]) -> bool:
         """Note each item's content encoder; when most of the catalogue's vectors now come

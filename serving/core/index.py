@@ -17,6 +17,7 @@ from functools import cached_property
 import numpy as np
 
 from serving.core import bfloat16
+from serving.core.columns import GrowingColumns
 from serving.core.domain import EventType, Item
 from serving.core.itemspace import ItemSpace
 from serving.core.newitems import reference_sample, unit_rows
@@ -131,15 +132,9 @@ def _window(item: Item) -> tuple[float, float]:
     return (start.timestamp() if start else -math.inf, end.timestamp() if end else math.inf)
 
 
-def _stamped(
-    stamps: np.ndarray | None, size: int, grow: int, rows: np.ndarray, stamp: int
-) -> np.ndarray:
-    """Write stamps for ``size`` old rows (zeros when unknown) and ``grow`` new ones, with
-    ``rows`` stamped ``stamp``."""
-    old = stamps if stamps is not None else np.zeros(size, np.int64)
-    updated: np.ndarray = np.concatenate([old, np.zeros(grow, np.int64)])
-    updated[rows] = stamp
-    return updated
+def _known(stamps: np.ndarray | None, size: int) -> np.ndarray:
+    """Write stamps of ``size`` rows: zeros when unknown."""
+    return stamps if stamps is not None else np.zeros(size, np.int64)
 
 
 def _epoch(moment: datetime | None) -> float:
@@ -164,6 +159,7 @@ class ItemIndex:
         # Not keyed by the arrays: holding them would keep a replaced model space (a
         # million items' vectors) alive until the next category rule.
         self._by_category: dict[str, np.ndarray] | None = None
+        self._columns = GrowingColumns()
         self.arrays = IndexArrays(
             ids=(),
             content=np.zeros((0, content_dim), bfloat16.CODE),
@@ -187,6 +183,11 @@ class ItemIndex:
     def reset(self, content_dim: int, encoder: str) -> None:
         """Empty the index for another content encoder's vectors (then upsert them)."""
         self.__init__(content_dim, encoder)  # type: ignore[misc]
+
+    def reserve(self, items: int) -> None:
+        """Make room for ``items`` items before loading them, so the load grows every
+        column without copying it (rooms never written take no memory)."""
+        self._columns.reserve(items)
 
     def holds(self, entry: StoredItem) -> bool:
         """Whether ``entry``'s vector is of this index's encoder (and width): other
@@ -289,33 +290,40 @@ class ItemIndex:
                 self._categories[position] = categories
         self._by_category = None
         size, grow = len(self._categories), len(added)
-        content = np.concatenate([old.content, np.zeros((grow, self._content_dim), bfloat16.CODE)])
-        published = np.concatenate([old.published, np.full(grow, math.nan)])
-        live = np.concatenate([old.live, np.zeros(grow, bool)])
-        window = np.concatenate([old.window, np.zeros((grow, 2))])
         rows = np.fromiter((self._position[i] for i in latest), dtype=np.int64, count=len(latest))
+        # Rows only added go into spare rows no snapshot covers; a write to an item a
+        # snapshot holds copies the columns, which requests may be reading.
+        copy = bool(grow < len(rows))
+
+        def extended(name: str, column: np.ndarray, fill: object = 0) -> np.ndarray:
+            return self._columns.extended(name, column, grow, fill, copy)
+
+        content = extended("content", old.content)
+        published = extended("published", old.published, math.nan)
+        live = extended("live", old.live, False)
+        window = extended("window", old.window)
         zero = np.zeros(self._content_dim, np.float32)
         entries = list(latest.values())
         for start in range(0, len(entries), bfloat16.CHUNK_ROWS):  # no float32 copy of them all
             part = zip(entries[start : start + bfloat16.CHUNK_ROWS], held[start:], strict=False)
-            written = np.stack([entry.embedding if h else zero for entry, h in part])
-            content[rows[start : start + bfloat16.CHUNK_ROWS]] = bfloat16.encode(written)
-        published[rows] = [_epoch(entry.item.published_at) for entry in latest.values()]
-        live[rows] = [h and not e.deleted for e, h in zip(latest.values(), held, strict=True)]
-        window[rows] = [_window(entry.item) for entry in latest.values()]
+            embeddings = np.stack([entry.embedding if h else zero for entry, h in part])
+            content[rows[start : start + bfloat16.CHUNK_ROWS]] = bfloat16.encode(embeddings)
+        published[rows] = [_epoch(entry.item.published_at) for entry in entries]
+        live[rows] = [h and not e.deleted for e, h in zip(entries, held, strict=True)]
+        window[rows] = [_window(entry.item) for entry in entries]
         ids = old.ids + tuple(added)
-        vectors = old.vectors
-        learned = np.concatenate([old.learned, np.zeros(grow, bool)])
+        learned = extended("learned", old.learned, False)
         stamp = next(_WRITES)
-        written = _stamped(old.written, len(old.ids), grow, rows, stamp)
-        content_written = _stamped(old.content_written, len(old.ids), grow, rows, stamp)
+        written = extended("written", _known(old.written, len(old.ids)))
+        written[rows] = stamp
+        content_written = extended("content_written", _known(old.content_written, len(old.ids)))
+        content_written[rows] = stamp
+        tokens: np.ndarray | None = None
         if self.space is not None:
             # Only the rows written now need new vectors, and of those not a learned item
             # of a version that holds its items' vectors: it stays where training put it
             # (its space, ``ItemSpace.beyond``, no longer holds that vector).
-            vectors = np.concatenate(
-                [old.vectors, np.zeros((grow, old.vectors.shape[1]), np.float32)]
-            )
+            vectors = extended("vectors", old.vectors)
             placed = np.zeros(len(rows), bool)
             if self.space.takes_tokens:
                 existing = rows < len(old.ids)
@@ -326,16 +334,15 @@ class ItemIndex:
                 written_ids, lambda chunk: bfloat16.decode(content[todo[chunk]])
             )
             assert old.tokens is not None  # placed in the space
-            placed_tokens = np.concatenate([old.tokens, np.zeros(grow, np.int64)])
-            placed_tokens[todo] = self.space.input_tokens(written_ids)
-            tokens: np.ndarray | None = placed_tokens
+            tokens = extended("tokens", old.tokens)
+            tokens[todo] = self.space.input_tokens(written_ids)
         else:
             vectors = np.zeros((size, 0), np.float32)
-            tokens = None
-        self.popularity = np.concatenate([self.popularity, np.zeros(grow)])
-        self.popularity_at = np.concatenate([self.popularity_at, np.zeros(grow)])
-        self.impressions = np.concatenate([self.impressions, np.zeros(grow)])
-        self.clicks = np.concatenate([self.clicks, np.zeros(grow)])
+        # Counts grow here, never change: only added rows, in place.
+        self.popularity = self._columns.extended("popularity", self.popularity, grow)
+        self.popularity_at = self._columns.extended("popularity_at", self.popularity_at, grow)
+        self.impressions = self._columns.extended("impressions", self.impressions, grow)
+        self.clicks = self._columns.extended("clicks", self.clicks, grow)
         self.arrays = IndexArrays(
             ids,
             content,

@@ -251,6 +251,9 @@ class FakeCatalogue:
         rows = [s for s in self.items.values() if since is None or s.updated_at > since]
         return sorted(rows, key=lambda s: s.updated_at)
 
+    async def count_items(self) -> int:
+        return len(self.items)
+
     async def items_page(self, after: str | None, limit: int) -> list[StoredItem]:
         self.reads += 1
         rows = sorted(self.items.values(), key=lambda s: s.item.item_id)

@@ -329,7 +329,8 @@ async def test_index_sync_loads_the_catalogue_a_page_at_a_time(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The start-up load reads the whole catalogue in pages along the item ids (never a
-    million rows at once); later refreshes read only what changed."""
+    million rows at once), into room reserved for all of it (no column is copied as it
+    grows); later refreshes read only what changed."""
     monkeypatch.setattr(sync_module, "LOAD_PAGE", 2)
     catalogue = fakes.FakeCatalogue()
     for item_id in "edcba":
@@ -342,6 +343,7 @@ async def test_index_sync_loads_the_catalogue_a_page_at_a_time(
     assert catalogue.reads == 3  # 2 + 2 + 1 items
     assert index.arrays.ids == tuple("abcde")
     assert index.arrays.live.tolist() == [True, True, False, True, True]
+    assert len(index.arrays.content.base) == 5  # one buffer, the size of the catalogue
     catalogue.tick()
     catalogue.items["f"] = StoredItem(Item("f", "f"), fakes.content("f"), catalogue.now, False)
     await sync.refresh()

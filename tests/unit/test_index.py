@@ -209,3 +209,27 @@ def test_availability_windows_hide_items_outside_them():
     )
     assert index.arrays.available(t - 1).tolist() == [True, False, True, False]
     assert index.arrays.available(t).tolist() == [True, True, False, False]
+
+
+def test_adding_items_leaves_a_snapshot_a_request_holds_as_it_was():
+    """New items are written into spare rows in place (no copy of a million items per
+    write); a snapshot taken before keeps its rows, and an edit still copies."""
+    index = ItemIndex()
+    index.reserve(10)
+    index.upsert([stored("a", 0.01)])
+    index.set_space(space())
+    index.upsert([stored("b", 0.02)])
+    before = index.arrays
+    index.upsert([stored("c", 0.03)])
+    after = index.arrays
+    assert after.content.base is before.content.base  # added in place
+    assert after.vectors.base is before.vectors.base
+    assert before.ids == ("a", "b") and len(before.content) == len(before.vectors) == 2
+    assert after.ids == ("a", "b", "c")
+    assert np.allclose(after.content_of([2])[0, 0], 0.03, rtol=HELD)
+    index.upsert([stored("b", 0.0, deleted=True)])
+    assert index.arrays.content.base is not after.content.base  # an edit copies
+    assert after.live.tolist() == [True, True, True]
+    assert index.arrays.live.tolist() == [True, False, True]
+    assert np.allclose(after.content_of([1])[0, 0], 0.02, rtol=HELD)
+    assert np.allclose(index.arrays.vectors[:, 1], [3.84, 0.0, 11.52], rtol=HELD)

@@ -213,5 +213,9 @@ class PostgresItems:
         return await items_page(self._pool, after, limit)
 
     @translate_outages
+    async def count_items(self) -> int:
+        return await count_items(self._pool)
+
+    @translate_outages
     async def stats_changed_since(self, since: datetime | None) -> list[ItemStatsRow]:
         return await stats_changed_since(self._pool, since)
