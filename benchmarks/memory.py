@@ -4,16 +4,19 @@ what one replica holds for N items, by part, and its RSS.
     python -m benchmarks.memory [--items 1000000] [--chunk 0]
 
 It holds what a serving orchestrator does: the item index loaded as the index sync loads
-it (every item in one upsert at start-up, or ``--chunk`` items per upsert, as later
-refreshes apply writes), then placed in a model space (a version carrying its items'
-vectors, kept as ``ItemSpace.served``, of which the index keeps what it does not hold
-itself: ``ItemSpace.beyond``), and both FAISS indexes built (item vectors and content).
-Items are synthetic (``benchmarks.synthetic``: clustered 64-d vectors, random unit 384-d
-content, one of 20 categories each); there is no gRPC, PostgreSQL or Triton client in the
-process, whose own baseline (about 90 MiB, RESULTS.md "Orchestrator start-up and
-memory") comes on top. RSS is read after a garbage collection and ``malloc_trim``, so
-that it counts what is held, not what the allocator kept of the load's garbage; the peak
-(``ru_maxrss``) is printed too.
+it (room reserved for every item, then every item in one upsert, or ``--chunk`` items
+per upsert as the sync's paged load applies them), then placed in a model space (a
+version carrying its items' vectors, kept as ``ItemSpace.served``, of which the index
+keeps what it does not hold itself: ``ItemSpace.beyond``), and both FAISS indexes built
+(item vectors and content). Items are synthetic (``benchmarks.synthetic``: clustered
+64-d vectors, random unit 384-d content, one of 20 categories each); there is no gRPC,
+PostgreSQL or Triton client in the process, whose own baseline (about 90 MiB,
+RESULTS.md "Orchestrator start-up and memory") comes on top. RSS is read after a
+garbage collection and ``malloc_trim``, so that it counts what is held, not what the
+allocator kept of the load's garbage; the peak (``ru_maxrss``) is printed too. Last, it
+times what one write costs at that size: adding an item (written into the columns'
+spare rows) against editing one (a snapshot requests may read holds that row, so every
+column is copied).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import ctypes
 import gc
 import resource
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -66,6 +70,19 @@ def stored_items(
             yield StoredItem(Item(item_id, item_id, categories=(category,)), row, now, False)
 
 
+def write_ms(index: ItemIndex, item_ids: list[str]) -> list[float]:
+    """How long ``upsert`` of one item takes, for each of ``item_ids`` in turn."""
+    times = []
+    for item_id in item_ids:
+        entry = StoredItem(
+            Item(item_id, item_id), np.full(CONTENT, 0.05, np.float32), datetime.now(UTC), False
+        )
+        start = time.perf_counter()
+        index.upsert([entry])
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--items", type=int, default=1_000_000)
@@ -88,6 +105,7 @@ def main() -> None:
     del catalogue
     rows.append(("+ the model space (served)", rss_mib()))
     index = ItemIndex(CONTENT)
+    index.reserve(args.items)
     items = stored_items(ids, categories, rng)
     if args.chunk:
         batch: list[StoredItem] = []
@@ -130,6 +148,12 @@ def main() -> None:
     print("\n| part | bytes/item |\n|---|---:|")
     for name, size in parts.items():
         print(f"| {name} | {size / args.items:.0f} |")
+    del arrays  # a snapshot held across an edit would keep a second copy of every column
+    # The first write after placing copies the placed vectors into buffers with room.
+    added = min(write_ms(index, [f"item-new-{n}" for n in range(6)])[1:])
+    edited = min(write_ms(index, ids[:5]))
+    print(f"\none write at {args.items:,} items: adding an item {added:.2f} ms, editing one")
+    print(f"{edited:.1f} ms ({edited / added:.0f}x: it copies every column)")
     command = f"python -m benchmarks.memory --items {args.items}"
     print(f"\nreproduce: {command}" + (f" --chunk {args.chunk}" if args.chunk else ""))
 
