@@ -145,7 +145,9 @@ class Catalogue(Protocol):
 
 
 class ItemSpaces(Protocol):
-    async def load_item_space(self, version: int) -> ItemSpace | None: ...
+    async def load_item_space(self, version: int) -> ItemSpace | None:
+        """The version's item space as an orchestrator keeps it (``ItemSpace.served``)."""
+        ...
 
 
 class ParameterStore(Protocol):

@@ -195,11 +195,10 @@ class IndexSync:
         followed = (version, self._index.encoder, self._index.content_dim)
         if followed == self._followed:
             return
-        stored = await self._spaces.load_item_space(version)
-        if stored is None:
+        space = await self._spaces.load_item_space(version)
+        if space is None:
             log.error("Triton serves user_encoder v%d but its item space is not stored", version)
             return
-        space = stored.served()
         self._followed = followed
         problem = pairing_problem(space.content_encoder, *followed[1:])
         if problem is not None:

@@ -16,6 +16,13 @@ from serving.core import bfloat16
 from serving.core.encoders import ContentEncoderId
 
 
+def learned_rows(item_embeddings: np.ndarray) -> np.ndarray:
+    """Which rows of a version's learned embeddings training set (it leaves the rows of
+    items absent from its data at zero)."""
+    learned: np.ndarray = np.any(item_embeddings != 0, axis=1)
+    return learned
+
+
 @dataclass(frozen=True)
 class ItemSpace:
     """Learned item embeddings (row i is vocabulary[i]) and the content projection."""
@@ -53,8 +60,7 @@ class ItemSpace:
         64-d items: 256 MB less per replica)."""
         if self.known_vectors is None or self.item_embeddings is None:
             return self
-        mask = self._has_learned[1:]
-        return replace(self, item_embeddings=None, learned_mask=mask)
+        return replace(self, item_embeddings=None, learned_mask=self._has_learned[1:])
 
     def beyond(self, placed: Sequence[str]) -> ItemSpace:
         """What an item index keeps of this space once it holds the vectors and tokens of
@@ -115,7 +121,7 @@ class ItemSpace:
         if self.learned_mask is not None:
             return np.concatenate([[False], self.learned_mask])
         assert self.item_embeddings is not None
-        return np.concatenate([[False], np.any(self.item_embeddings != 0, axis=1)])
+        return np.concatenate([[False], learned_rows(self.item_embeddings)])
 
     def _learned_of(self, tokens: np.ndarray) -> np.ndarray:
         """Whether the items of these tokens have a learned embedding."""
@@ -159,7 +165,11 @@ class ItemSpace:
             return (self._learned[tokens] + projected).astype(np.float32), learned
         # The version holds its items' vectors: only the others need their text projected.
         vectors = np.empty((len(tokens), self.known_vectors.shape[1]), np.float32)
-        vectors[learned] = self.known_vectors[self._known_rows(tokens[learned])]
+        positions, rows = np.flatnonzero(learned), self._known_rows(tokens[learned])
+        # A chunk at a time: gathering a million rows at once makes a second copy of them.
+        for start in range(0, len(positions), bfloat16.CHUNK_ROWS):
+            chunk = slice(start, start + bfloat16.CHUNK_ROWS)
+            vectors[positions[chunk]] = self.known_vectors[rows[chunk]]
         vectors[~learned] = self._projected(content_of, np.flatnonzero(~learned))
         return vectors, learned
 

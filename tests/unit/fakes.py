@@ -271,7 +271,8 @@ class FakeItemSpaces:
     spaces: dict[int, ItemSpace] = field(default_factory=dict)
 
     async def load_item_space(self, version: int) -> ItemSpace | None:
-        return self.spaces.get(version)
+        space = self.spaces.get(version)
+        return space.served() if space is not None else None
 
 
 class FakeParameterStore:
