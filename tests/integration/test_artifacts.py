@@ -52,11 +52,14 @@ def _round_trip(url: str, space: ItemSpace, slice_bytes: int) -> ItemSpace | Non
     return asyncio.run(run())
 
 
-@pytest.mark.parametrize("slice_bytes", [1000, 7, artifacts.BLOB_SLICE])
+# Slices of a few bytes, of a few rows, of the whole matrix, and more than an int4 holds.
+@pytest.mark.parametrize(
+    ("version", "slice_bytes"), [(3, 7), (4, 1000), (5, artifacts.BLOB_SLICE), (6, 2**40)]
+)
 def test_a_version_with_its_items_vectors_reads_back_as_served(
-    database: str, slice_bytes: int
+    database: str, version: int, slice_bytes: int
 ) -> None:
-    space = _space(slice_bytes, 300, known=True)
+    space = _space(version, 300, known=True)
     loaded = _round_trip(database, space, slice_bytes)
     assert loaded is not None
     expected = space.served()

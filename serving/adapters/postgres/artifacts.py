@@ -130,13 +130,13 @@ async def _read_blob(
     cur: AsyncCursor[Any], version: int, column: str, size: int, slice_bytes: int
 ) -> bytearray:
     """A bytea column of the version's row, ``slice_bytes`` at a time into one buffer."""
-    blob = bytearray(size)
+    blob, step = bytearray(size), min(slice_bytes, size)  # a bytea is under 1 GB: an int4
     statement = sql.SQL(
-        "SELECT substring({} FROM %s FOR %s) FROM model_artifacts"
+        "SELECT substring({} FROM %s::int4 FOR %s::int4) FROM model_artifacts"
         " WHERE model_name = %s AND version = %s"
     ).format(sql.Identifier(column))
-    for start in range(0, size, slice_bytes):
-        await cur.execute(statement, (start + 1, slice_bytes, USER_ENCODER, version))
+    for start in range(0, size, step):
+        await cur.execute(statement, (start + 1, step, USER_ENCODER, version))
         row = await cur.fetchone()
         assert row is not None, "the row is in this transaction's snapshot"
         blob[start : start + len(row[0])] = row[0]
