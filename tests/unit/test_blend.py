@@ -84,7 +84,9 @@ def test_because_picks_attended_similar_history_items():
 
 def test_diversify_without_diversity_or_cap_keeps_the_score_order():
     scores = np.array([0.2, 0.9, 0.5])
-    order, penalty = scoring.diversify(scores, np.eye(3), lambda: ["a", "a", "a"], 3, 0.0, 0)
+    order, penalty = scoring.diversify(
+        scores, np.eye(3).__getitem__, lambda: ["a", "a", "a"], 3, 0.0, 0
+    )
     assert order.tolist() == [1, 2, 0] and not penalty.any()
 
 
@@ -92,20 +94,54 @@ def test_diversify_trades_score_for_novelty():
     # Rows 0 and 1 are near duplicates; row 2 is different but scores a little lower.
     content = np.array([[1.0, 0.0], [0.99, 0.14], [0.0, 1.0]])
     scores = np.array([1.0, 0.95, 0.8])
-    order, _ = scoring.diversify(scores, content, lambda: ["x", "x", "y"], 2, 0.0, 0)
+    order, _ = scoring.diversify(scores, content.__getitem__, lambda: ["x", "x", "y"], 2, 0.0, 0)
     assert order.tolist() == [0, 1]
-    order, penalty = scoring.diversify(scores, content, lambda: ["x", "x", "y"], 2, 0.5, 0)
+    order, penalty = scoring.diversify(
+        scores, content.__getitem__, lambda: ["x", "x", "y"], 2, 0.5, 0
+    )
     assert order.tolist() == [0, 2] and penalty[2] == 0.0
 
 
 def test_diversify_caps_items_per_category():
     scores = np.array([0.9, 0.8, 0.7, 0.1])
-    order, _ = scoring.diversify(scores, np.eye(4), lambda: ["x", "x", "x", "y"], 3, 0.0, 2)
+    order, _ = scoring.diversify(
+        scores, np.eye(4).__getitem__, lambda: ["x", "x", "x", "y"], 3, 0.0, 2
+    )
     assert order.tolist() == [0, 1, 3]
 
 
 def test_diversify_fills_the_list_past_a_shortlist_when_capped():
     scores = np.linspace(1.0, 0.0, 200)
     categories = ["x"] * 150 + [f"c{i}" for i in range(50)]
-    order, _ = scoring.diversify(scores, np.eye(200), lambda: categories, 10, 0.1, 1)
+    order, _ = scoring.diversify(scores, np.eye(200).__getitem__, lambda: categories, 10, 0.1, 1)
     assert len(order) == 10 and order[0] == 0 and set(order[1:]) <= set(range(150, 200))
+
+
+def _greedy_over_every_row(scores, content, k, diversity):
+    """The plain MMR greedy over every row (the shortlist must give its list)."""
+    closest, picked, penalty = np.zeros(len(scores)), [], np.zeros(len(scores))
+    for _ in range(k):
+        adjusted = np.where(np.isin(np.arange(len(scores)), picked), -np.inf, scores)
+        row = int(np.argmax(adjusted - diversity * closest))
+        penalty[row] = diversity * closest[row]
+        picked.append(row)
+        closest = np.maximum(closest, content @ content[row])
+    return picked, penalty
+
+
+def test_diversify_reads_only_the_shortlist_and_picks_as_over_every_row():
+    rng = np.random.default_rng(7)
+    content = rng.standard_normal((300, 16))
+    content /= np.linalg.norm(content, axis=1, keepdims=True)
+    scores = np.round(rng.random(300), 2)  # ties, broken by the lower row
+    read = []
+
+    def content_of(rows):
+        read.append(len(rows))
+        return content[rows]
+
+    order, penalty = scoring.diversify(scores, content_of, lambda: [], 10, 0.3, 0)
+    expected, expected_penalty = _greedy_over_every_row(scores, content, 10, 0.3)
+    assert order.tolist() == expected
+    np.testing.assert_allclose(penalty, expected_penalty, atol=1e-12)
+    assert read == [50]

@@ -21,10 +21,13 @@ def because(
     if history_content.shape[0] == 0:
         return [() for _ in range(item_content.shape[0])]
     weight = np.maximum(item_content @ history_content.T, 0.0) * attention[None, :]
+    # One sort for all rows, walked as Python lists: numpy scalars one by one cost more
+    # than the sort itself at a list's ten rows.
+    orders = np.argsort(-weight, axis=1, kind="stable").tolist()
     explanations = []
-    for row in weight:
+    for row, order in zip(weight.tolist(), orders, strict=True):
         chosen: list[str] = []
-        for position in np.argsort(-row):
+        for position in order:
             if row[position] <= 0 or len(chosen) == limit:
                 break
             if history_ids[position] not in chosen:

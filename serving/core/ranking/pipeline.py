@@ -82,13 +82,12 @@ class RankingPipeline:
             candidates = explore.with_coldest(candidates, signals.coldest, allowed, pool_size)
         candidates = candidates[allowed[candidates]]
         clicks, shown = index.clicks[candidates], index.impressions[candidates]
-        content = index.arrays.content_of(candidates)
         mixed = blend(
             params,
             retrieval.relevance(candidates),
             signals.popularity[candidates],
             signals.freshness[candidates],
-            negative_similarity(content, index.arrays.content_of(_negatives(index, history))),
+            _negative_feedback(index, candidates, history),
             explore.thompson_bonus(params.exploration_weight, clicks, shown, self.rng)
             if thompson
             else None,
@@ -97,7 +96,7 @@ class RankingPipeline:
         )
         order, penalty = diversify(
             mixed.total,
-            content,
+            lambda rows: index.arrays.content_of(candidates[rows]),
             lambda: [index.primary_category(p) for p in candidates],
             k,
             params.diversity_lambda,
@@ -197,6 +196,18 @@ def _profile(index: ItemIndex, history: Sequence[tuple[str, EventType]]) -> np.n
     ]
     recent = recent_positive([p for p, _ in known], [t for _, t in known])
     return content_profile(arrays.content_of(recent))
+
+
+def _negative_feedback(
+    index: ItemIndex, candidates: np.ndarray, history: Sequence[tuple[str, EventType]]
+) -> np.ndarray:
+    """Each candidate's highest content similarity to a disliked or skipped item of the
+    history; no content is read without one (most requests)."""
+    negatives = _negatives(index, history)
+    if not negatives:
+        return np.zeros(len(candidates))
+    arrays = index.arrays
+    return negative_similarity(arrays.content_of(candidates), arrays.content_of(negatives))
 
 
 def _negatives(index: ItemIndex, history: Sequence[tuple[str, EventType]]) -> list[int]:
