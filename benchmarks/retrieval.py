@@ -29,6 +29,7 @@ from dataclasses import dataclass, replace
 
 import faiss
 import numpy as np
+from threadpoolctl import threadpool_limits
 
 from benchmarks.synthetic import synthetic_catalogue, synthetic_index
 from serving.adapters.vectorsearch import FaissRetriever
@@ -115,6 +116,9 @@ def main() -> None:
         " bulk load); both indexes are built before measuring",
     )
     args = parser.parse_args()
+    # One BLAS thread, as the server runs (serving/server.py): the figures are then what a
+    # request costs there, not what a second thread spinning beside it adds or saves.
+    threadpool_limits(1, user_api="blas")
     print(
         "| items | retrieval | rank p50 ms | rank p99 ms | index build s | recall@100 |"
         " bytes/item (vectors + content + index) | RSS MiB |"
