@@ -79,8 +79,9 @@ def click_rate_samples(
     misses = np.maximum(impressions - clicks, 0.0)
     samples = np.empty((draws, clicks.shape[0]))
     unclicked = clicks == 0
-    # x = 1 - U^(1/b) as -expm1(log(U) / b): exact where U^(1/b) is close to 1.
-    uniform = rng.random((draws, int(np.count_nonzero(unclicked))))
+    # x = 1 - U^(1/b) as -expm1(log(U) / b): exact where U^(1/b) is close to 1. U in
+    # (0, 1], never 0: no log(0).
+    uniform = 1.0 - rng.random((draws, int(np.count_nonzero(unclicked))))
     samples[:, unclicked] = -np.expm1(np.log(uniform) / (1.0 + misses[unclicked]))
     clicked = ~unclicked
     samples[:, clicked] = rng.beta(
