@@ -57,6 +57,7 @@ import grpc
 import numpy as np
 from psycopg_pool import AsyncConnectionPool
 
+from benchmarks.processes import Accounting
 from serving.adapters.postgres import items as item_store
 from serving.adapters.postgres.db import open_pool
 from serving.adapters.triton import repository
@@ -100,6 +101,8 @@ class Run:
     seconds: float
     errors: Counter[str]
     degraded: int = 0
+    cpu: str = ""
+    """At the highest concurrency: CPU per call by process (benchmarks.processes)."""
 
     @property
     def throughput(self) -> float:
@@ -180,6 +183,7 @@ async def measure(
     seed_histories: bool = True,
     index_items: int = 0,
     connections: int = 1,
+    orchestrators: frozenset[int] = frozenset(),
 ) -> list[Run]:
     """Every closed-loop run; ``seed_histories=False`` measures again on the histories
     (and parameters) the first call left, so both calls encode the same lengths. The bare
@@ -251,9 +255,15 @@ async def measure(
             else:
                 raise RuntimeError("the server never logged its vector index built")
         runs = []
+        accounting = Accounting(set(orchestrators), settings.triton_http_port)
         for concurrency in CONCURRENCY:
-            runs.append(await closed_loop(BARE, bare, concurrency, seconds))
-            runs.append(await closed_loop(PLAIN, recommend, concurrency, seconds))
+            for name, call in ((BARE, bare), (PLAIN, recommend)):
+                if concurrency == CONCURRENCY[-1]:
+                    accounting.start()
+                run = await closed_loop(name, call, concurrency, seconds)
+                if concurrency == CONCURRENCY[-1]:
+                    run = replace(run, cpu=accounting.stop(len(run.latencies_ms)))
+                runs.append(run)
             if concurrency == 1:
                 runs.append(await closed_loop(QUERY_NEW, new_query, 1, seconds))
                 runs.append(await closed_loop(QUERY_CACHED, cached_query, 1, seconds))
@@ -404,9 +414,8 @@ def newest_takes_tokens(settings: Settings) -> bool:
     return bool(versions) and (folder / str(max(versions)) / repository.KNOWN_ITEMS).exists()
 
 
-def orchestrator_memory(stack: Stack) -> str:
-    """RSS now and at its peak (VmHWM) of each orchestrator process: the server, or its
-    workers when it runs several."""
+def orchestrator_processes(stack: Stack) -> list[int]:
+    """The processes that serve: the server, or its workers when it runs several."""
     server = next(c.process.pid for c in stack.children if c.name == "server")
     children = Path(f"/proc/{server}/task/{server}/children").read_text().split()
     workers = [
@@ -414,8 +423,13 @@ def orchestrator_memory(stack: Stack) -> str:
         for pid in children
         if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()  # not its tracker
     ]
+    return workers or [server]
+
+
+def orchestrator_memory(stack: Stack) -> str:
+    """RSS now and at its peak (VmHWM) of each orchestrator process."""
     lines = []
-    for pid in workers or [server]:
+    for pid in orchestrator_processes(stack):
         status = dict(
             line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
         )
@@ -505,6 +519,7 @@ def report(runs: list[Run], command: str) -> str:
                 loaded.percentile(99) <= 50 if loaded.concurrency == 8 else None,
             )
         )
+    checks += [(f"{r.name} at c={r.concurrency}: {r.cpu}", None) for r in runs if r.cpu]
     lines.append("")
     verdicts = {True: "PASS ", False: "MISS ", None: ""}
     lines += [f"- {verdicts[ok]}{text}" for text, ok in checks]
@@ -598,6 +613,7 @@ def main() -> None:
             measure(
                 stack.settings, args.users, args.seconds, params, args.feedback_rate,
                 index_items=index_items, connections=args.connections,
+                orchestrators=frozenset(orchestrator_processes(stack)),
             )
         )  # fmt: skip
         if args.compare_dim or args.compare_content_rows:
@@ -609,7 +625,7 @@ def main() -> None:
             other = asyncio.run(
                 measure(
                     stack.settings, args.users, args.seconds, {}, args.feedback_rate,
-                    seed_histories=False,
+                    seed_histories=False, orchestrators=frozenset(orchestrator_processes(stack)),
                 )
             )  # fmt: skip
         if args.switch:

@@ -129,7 +129,9 @@ class Platform:
         url = resolve_database_url(settings)
         pool = await open_pool(url, settings.db_pool_size)
         await ensure_event_partitions(pool, datetime.now(UTC))
-        encoders = TritonEncoders(settings.triton_grpc_url, settings.triton_timeout_ms)
+        encoders = TritonEncoders(
+            settings.triton_grpc_url, settings.triton_timeout_ms, coalesce_users=True
+        )
         parameter_store, experiments = PostgresParameters(pool), PostgresExperiments(pool)
         await parameter_store.ensure()
         parameters = ParameterCache(parameter_store, experiments)

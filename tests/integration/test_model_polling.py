@@ -2,11 +2,13 @@
 probe path of the manifest) on a repository whose user_encoder has no version yet, loads a
 version written later, and serves the previous one when the newest is removed (rollback).
 A version written with its items' vectors answers a history of known items from their
-tokens alone, as the model does with every position's content.
+tokens alone, as the model does with every position's content, and histories coalesced
+into one call as each alone.
 """
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import time
 import urllib.error
@@ -149,5 +151,30 @@ async def test_a_version_with_its_items_vectors_takes_known_items_tokens_alone(p
         assert np.allclose(alone.vector, hidden[0, -1].numpy(), atol=1e-5)
         with pytest.raises(Unavailable, match="one for each position of an unknown item"):
             await encoders.encode_user(tokens, types, new[:1])
+
+        # Coalesced: histories asked for together go as one call, each one's rows of
+        # unknown items padded to the most (2), and each answer is the one it gets alone.
+        coalescing = TritonEncoders(f"127.0.0.1:{grpc}", timeout_ms=10_000, coalesce_users=True)
+        one_new = np.where(np.arange(8) == 6, 0, known)
+        histories = [(tokens, new), (known, new[:0]), (one_new, new[1:]), (tokens, new)]
+        calls = []
+        infer = coalescing._infer
+
+        async def counted(model, inputs, *args):
+            calls.append(inputs[0].shape())
+            return await infer(model, inputs, *args)
+
+        coalescing._infer = counted  # type: ignore[method-assign]
+        try:
+            together = await asyncio.gather(
+                *(coalescing.encode_user(h, types, rows) for h, rows in histories)
+            )
+        finally:
+            await coalescing.close()
+        assert calls == [[4, 8]]
+        for (history, rows), encoding in zip(histories, together, strict=True):
+            single = await encoders.encode_user(history, types, rows)
+            assert np.allclose(encoding.vector, single.vector, atol=1e-5)
+            assert np.allclose(encoding.attention, single.attention, atol=1e-6)
     finally:
         await encoders.close()

@@ -3,7 +3,9 @@
 A version exported with its items' vectors (``known_items.npy``: learned embedding +
 projected content of every vocabulary item, as trained) takes CONTENT rows only for the
 positions whose item it does not know (ITEM_IDS 0, EVENT_TYPES > 0), in order: a history
-of known items sends tokens alone. CONTENT with a row for every position (the only form
+of known items sends tokens alone. In a batch of histories, CONTENT has as many rows as
+the history with the most unknown items (fewer than positions); the others' rows after
+their own are ignored. CONTENT with a row for every position (the only form
 versions without that file take) places every item by its learned embedding + that row.
 """
 
@@ -39,12 +41,10 @@ class TritonPythonModel:
         return (ids == 0) & (types > 0)
 
     def rows_of_unknown(self, ids, types, content):
-        """Whether CONTENT holds one row for each unknown item of one history."""
-        return (
-            self.known is not None
-            and ids.shape[0] == 1
-            and content.shape[1] == int(self.unknown(ids, types).sum())
-        )
+        """Whether CONTENT holds, for each history of the batch, a row for each of its
+        unknown items (a batch's histories with fewer have zero rows after theirs)."""
+        counts = self.unknown(ids, types).sum(axis=1)
+        return self.known is not None and content.shape[1] >= counts.max(initial=0)
 
     def item_vectors(self, ids, types, content):
         """(batch, L, dim) the positions' item vectors (see the module docstring)."""
@@ -54,7 +54,12 @@ class TritonPythonModel:
             return self.model.item_vectors(tokens, rows)
         items = self.known[tokens]
         unknown = torch.from_numpy(self.unknown(ids, types)).to(self.device)
-        items[unknown] = self.model.content_projection(rows[0])
+        if bool(unknown.any()):
+            # The k-th unknown position of history b takes row k of CONTENT[b].
+            history = torch.arange(ids.shape[0], device=self.device)[:, None].expand_as(unknown)
+            nth = unknown.long().cumsum(dim=1) - 1
+            projected = self.model.content_projection(rows)
+            items[unknown] = projected[history[unknown], nth[unknown]]
         return items
 
     def execute(self, requests):
@@ -75,7 +80,7 @@ class TritonPythonModel:
             elif content.shape[1] != ids.shape[1] and not self.rows_of_unknown(ids, types, content):
                 errors[index] = (
                     "CONTENT needs a row for every position, or (a version with its items'"
-                    " vectors, one history) one for each position of an unknown item"
+                    " vectors) one for each position of an unknown item"
                 )
             else:
                 inputs.append((index, ids, types, content))

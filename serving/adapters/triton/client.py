@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 import tritonclient.grpc.aio as triton
@@ -11,6 +12,7 @@ from prometheus_client import Histogram
 from tritonclient.grpc import MAX_GRPC_MESSAGE_SIZE
 from tritonclient.utils import InferenceServerException
 
+from serving.adapters.triton.coalescing import CallCoalescer
 from serving.core.domain import CONTENT_ENCODER, USER_ENCODER
 from serving.core.encoders import ContentEncoderId
 from serving.core.errors import Unavailable
@@ -23,6 +25,19 @@ TRITON_LATENCY = Histogram(
     buckets=(0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5),
 )
 TEXT_BATCH = 64
+USERS_PER_CALL = 64
+"""The most user histories in one coalesced call (the model's max_batch_size is 128)."""
+
+UserCallKey = tuple[str, int, bool, int]
+"""Version ("" the newest), history length, a content row per position, content width."""
+
+
+class UserInputs(NamedTuple):
+    """One user's inputs to the user encoder (see ``TritonEncoders.encode_user``)."""
+
+    item_ids: np.ndarray
+    event_types: np.ndarray
+    content: np.ndarray
 
 
 CHANNEL_ARGS = [
@@ -42,10 +57,16 @@ class TritonEncoders:
     """The Encoders and ServedModels ports on Triton: calls the ``user_encoder`` and
     ``content_encoder`` models; errors become Unavailable."""
 
-    def __init__(self, url: str, timeout_ms: int) -> None:
+    def __init__(self, url: str, timeout_ms: int, coalesce_users: bool = False) -> None:
+        """``coalesce_users``: user encodings asked for while one call is in flight go out
+        together in the next call (serving.adapters.triton.coalescing), as the serving
+        path wants; off, every ``encode_user`` is a call of its own."""
         self._client = triton.InferenceServerClient(url, channel_args=CHANNEL_ARGS)
         self._timeout_s = timeout_ms / 1000
         self._content: ContentEncoderId | None = None
+        self._users: CallCoalescer[UserCallKey, UserInputs, UserEncoding] | None = (
+            CallCoalescer(self._encode_users, USERS_PER_CALL) if coalesce_users else None
+        )
 
     @property
     def content_fingerprint(self) -> str:
@@ -78,25 +99,47 @@ class TritonEncoders:
         content: np.ndarray,
         version: int | None = None,
     ) -> UserEncoding:
-        """One user: ``item_ids``/``event_types`` (L,) int64, ``content`` (L, dim) float32;
-        from ``version`` of the model (None: the one Triton picks, its newest)."""
+        """One user: ``item_ids``/``event_types`` (L,) int64, ``content`` (L, dim) float32
+        or, for a version with its items' vectors, a row per unknown position; from
+        ``version`` of the model (None: the one Triton picks, its newest)."""
+        # Histories batch with those of the same version, length, width and form (a row
+        # per position, or rows of the unknown positions: padded to the most in the call).
+        length, rows = len(item_ids), content.shape[0]
+        key = ("" if version is None else str(version), length, rows == length, content.shape[1])
+        user = UserInputs(item_ids, event_types, content)
+        if self._users is None:
+            return (await self._encode_users(key, [user]))[0]
+        return await self._users.submit(key, user)
+
+    async def _encode_users(
+        self, key: UserCallKey, users: Sequence[UserInputs]
+    ) -> list[UserEncoding]:
+        """One call for ``users`` (all of ``key``): CONTENT (n, R, dim), each user's rows
+        first and zeros after, R the most rows of any of them (the model reads a user's
+        rows up to its own count of unknown positions)."""
+        version, length, _, width = key
+        rows = max(user.content.shape[0] for user in users)
+        tokens = np.empty((len(users), length), np.int64)
+        types = np.empty((len(users), length), np.int64)
+        content = np.zeros((len(users), rows, width), np.float32)
+        for row, user in enumerate(users):
+            tokens[row], types[row] = user.item_ids, user.event_types
+            content[row, : user.content.shape[0]] = user.content
         inputs = [
-            triton.InferInput("ITEM_IDS", [1, len(item_ids)], "INT64"),
-            triton.InferInput("EVENT_TYPES", [1, len(event_types)], "INT64"),
-            triton.InferInput("CONTENT", [1, *content.shape], "FP32"),
+            triton.InferInput("ITEM_IDS", list(tokens.shape), "INT64"),
+            triton.InferInput("EVENT_TYPES", list(types.shape), "INT64"),
+            triton.InferInput("CONTENT", list(content.shape), "FP32"),
         ]
-        inputs[0].set_data_from_numpy(item_ids[None].astype(np.int64))
-        inputs[1].set_data_from_numpy(event_types[None].astype(np.int64))
-        inputs[2].set_data_from_numpy(content[None].astype(np.float32))
-        result = await self._infer(
-            USER_ENCODER, inputs, self._timeout_s, "" if version is None else str(version)
-        )
-        response = result.get_response()
-        return UserEncoding(
-            vector=result.as_numpy("USER_VECTOR")[0],
-            attention=result.as_numpy("ATTENTION")[0],
-            model_version=response.model_version,
-        )
+        inputs[0].set_data_from_numpy(tokens)
+        inputs[1].set_data_from_numpy(types)
+        inputs[2].set_data_from_numpy(content)
+        result = await self._infer(USER_ENCODER, inputs, self._timeout_s, version)
+        vectors, attention = result.as_numpy("USER_VECTOR"), result.as_numpy("ATTENTION")
+        model_version = result.get_response().model_version
+        return [
+            UserEncoding(vector=vectors[row], attention=attention[row], model_version=model_version)
+            for row in range(len(users))
+        ]
 
     async def encode_texts(self, texts: Sequence[str], timeout_s: float = 60) -> np.ndarray:
         """(len(texts), dim) content embeddings of the encoder Triton serves."""
@@ -153,4 +196,6 @@ class TritonEncoders:
             TRITON_LATENCY.labels(model).observe(time.perf_counter() - started)
 
     async def close(self) -> None:
+        if self._users is not None:
+            await self._users.close()
         await self._client.close()
