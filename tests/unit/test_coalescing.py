@@ -16,13 +16,13 @@ class GatedSend:
     def __init__(self) -> None:
         self.calls: list[tuple[str, list[int]]] = []
         self.gate = asyncio.Event()
-        self.fail_next = False
+        self.failing: set[int] = set()  # which calls (0: the first) fail
 
     async def __call__(self, key: str, arguments: Sequence[int]) -> list[int]:
+        call = len(self.calls)
         self.calls.append((key, list(arguments)))
         await self.gate.wait()
-        if self.fail_next:
-            self.fail_next = False
+        if call in self.failing:
             raise RuntimeError("model server down")
         return [argument * 10 for argument in arguments]
 
@@ -66,18 +66,21 @@ async def test_keys_never_share_a_call_and_a_batch_holds_at_most_max_batch():
     assert sorted(send.calls) == [("v1", [1]), ("v1", [2, 3]), ("v1", [4]), ("v2", [5])]
 
 
-async def test_a_failed_call_fails_its_requests_only():
+async def test_a_failed_call_fails_the_requests_it_carried_only():
     send = GatedSend()
-    coalescer = CallCoalescer(send, max_batch=8)
-    send.fail_next = True
-    failing = [asyncio.ensure_future(coalescer.submit("v1", n)) for n in (1, 2)]
+    coalescer = CallCoalescer(send, max_batch=2)
+    first = asyncio.ensure_future(coalescer.submit("v1", 1))
     await settle()
-    later = asyncio.ensure_future(coalescer.submit("v1", 3))
+    carried = [asyncio.ensure_future(coalescer.submit("v1", n)) for n in (2, 3)]
+    later = asyncio.ensure_future(coalescer.submit("v1", 4))
+    send.failing = {1}  # the call that carries 2 and 3
     send.gate.set()
-    for request in failing:
+    assert await first == 10
+    for request in carried:
         with pytest.raises(RuntimeError, match="model server down"):
             await request
-    assert await later == 30
+    assert await later == 40
+    assert send.calls == [("v1", [1]), ("v1", [2, 3]), ("v1", [4])]
 
 
 async def test_a_request_given_up_by_its_caller_leaves_the_others_answered():
@@ -95,11 +98,31 @@ async def test_a_request_given_up_by_its_caller_leaves_the_others_answered():
     assert send.calls == [("v1", [1]), ("v1", [3])]  # the given-up one was not sent
 
 
-async def test_close_cancels_the_calls_in_flight():
+async def test_close_cancels_the_queued_requests_and_the_coalesced_calls_in_flight():
     send = GatedSend()
-    coalescer = CallCoalescer(send, max_batch=8)
-    request = asyncio.ensure_future(coalescer.submit("v1", 1))
+    coalescer = CallCoalescer(send, max_batch=1)
+    first = asyncio.ensure_future(coalescer.submit("v1", 1))
+    await settle()
+    queued = [asyncio.ensure_future(coalescer.submit("v1", n)) for n in (2, 3)]
     await settle()
     await coalescer.close()
+    for request in queued:
+        with pytest.raises(asyncio.CancelledError):
+            await request
+    send.gate.set()
+    assert await first == 10  # sent alone: its caller's own call
+
+
+async def test_the_queued_requests_are_sent_when_the_caller_of_the_call_in_flight_gives_up():
+    send = GatedSend()
+    coalescer = CallCoalescer(send, max_batch=8)
+    first = asyncio.ensure_future(coalescer.submit("v1", 1))
+    await settle()
+    queued = asyncio.ensure_future(coalescer.submit("v1", 2))
+    await settle()
+    first.cancel()
+    send.gate.set()
+    assert await queued == 20
     with pytest.raises(asyncio.CancelledError):
-        await request
+        await first
+    assert send.calls == [("v1", [1]), ("v1", [2])]

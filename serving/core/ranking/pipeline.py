@@ -94,8 +94,9 @@ class RankingPipeline:
             query=None if by_query is None else by_query.relevance(candidates),
             share=query_share(params, has_user_vector=encoding is not None),
         )
+        total = mixed.total  # a property, summed on each access: once, not once per item
         order, penalty = diversify(
-            mixed.total,
+            total,
             lambda rows: index.arrays.content_of(candidates[rows]),
             lambda: [index.primary_category(p) for p in candidates],
             k,
@@ -109,7 +110,7 @@ class RankingPipeline:
         items = [
             ScoredItem(
                 item_id=index.arrays.ids[position],
-                score=float(mixed.total[row] - penalty[row]),
+                score=float(total[row] - penalty[row]),
                 components=mixed.components(row) | {"diversity": -float(penalty[row])},
                 because_item_ids=() if driven[row] else because[rank],
                 propensity=float(inclusion[row]),
