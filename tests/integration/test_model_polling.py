@@ -152,9 +152,8 @@ async def test_a_version_with_its_items_vectors_takes_known_items_tokens_alone(p
         with pytest.raises(Unavailable, match="one for each position of an unknown item"):
             await encoders.encode_user(tokens, types, new[:1])
 
-        # Coalesced: the three asked for while the first is in flight go as one call, each
-        # one's rows of unknown items padded to the most (2), and each answer is the one
-        # its history gets alone.
+        # Coalesced: histories asked for together go as one call, each one's rows of
+        # unknown items padded to the most (2), and each answer is the one it gets alone.
         coalescing = TritonEncoders(f"127.0.0.1:{grpc}", timeout_ms=10_000, coalesce_users=True)
         one_new = np.where(np.arange(8) == 6, 0, known)
         histories = [(tokens, new), (known, new[:0]), (one_new, new[1:]), (tokens, new)]
@@ -172,7 +171,7 @@ async def test_a_version_with_its_items_vectors_takes_known_items_tokens_alone(p
             )
         finally:
             await coalescing.close()
-        assert calls == [[1, 8], [3, 8]]
+        assert calls == [[4, 8]]
         for (history, rows), encoding in zip(histories, together, strict=True):
             single = await encoders.encode_user(history, types, rows)
             assert np.allclose(encoding.vector, single.vector, atol=1e-5)

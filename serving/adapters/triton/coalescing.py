@@ -6,8 +6,12 @@ the orchestrator pays its own gRPC client's work once per call too. Under load t
 orchestrator's requests reach Triton one after another (its event loop sends them), so
 Triton's dynamic batcher seldom finds two to batch. Here, while a call for a key is in
 flight, the next requests for that key queue, and go as one call when it returns. A
-request with nothing in flight for its key is sent at once, so this adds no wait at low
-load and batches as much as the load brings.
+request with nothing in flight for its key is sent on the event loop's next turn (with
+any asked for in the same turn), so this adds no wait at low load and batches as much as
+the load brings. One sender task per key sends call after call: the next batch leaves as
+soon as a call returns, before the callers it answered go on with their work (sending
+from the first caller's own task instead held the next batch behind that caller's
+ranking: fewer histories per execution, more CPU per Recommend, benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
@@ -34,32 +38,23 @@ class CallCoalescer(Generic[K, A, R]):
             raise ValueError("max_batch must be at least 1")
         self._send = send
         self._max_batch = max_batch
-        # A key is here while a call for it is in flight; its list holds who waits.
         self._queues: dict[K, list[tuple[A, asyncio.Future[R]]]] = {}
         self._senders: set[asyncio.Task[None]] = set()
 
     async def submit(self, key: K, argument: A) -> R:
+        answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
         queue = self._queues.get(key)
-        if queue is not None:  # a call in flight: wait for the next one
-            answer: asyncio.Future[R] = asyncio.get_running_loop().create_future()
-            queue.append((argument, answer))
-            return await answer
-        # Nothing in flight: sent at once, from the caller's own task (no added turn of
-        # the event loop); whoever queues meanwhile goes in the next call.
-        queue = self._queues[key] = []
-        try:
-            return (await self._send(key, [argument]))[0]
-        finally:
-            if queue:
-                sender = asyncio.create_task(self._drain(key, queue))
-                self._senders.add(sender)
-                sender.add_done_callback(self._senders.discard)
-            else:
-                del self._queues[key]
+        if queue is None:  # nothing in flight for this key: a sender starts
+            queue = self._queues[key] = []
+            sender = asyncio.create_task(self._drain(key, queue))
+            self._senders.add(sender)
+            sender.add_done_callback(self._senders.discard)
+        queue.append((argument, answer))
+        return await answer
 
     async def _drain(self, key: K, queue: list[tuple[A, asyncio.Future[R]]]) -> None:
-        """Send what queued for ``key``, call after call, until nothing is left (the key
-        is released with no await between the last check and its removal)."""
+        """Send what queued for ``key``, call after call, until nothing is left (the
+        queue is removed with no await between the last check and its removal)."""
         try:
             while queue:
                 batch = queue[: self._max_batch]
@@ -88,11 +83,7 @@ class CallCoalescer(Generic[K, A, R]):
             raise
 
     async def close(self) -> None:
-        """Cancel the queued requests and the coalesced calls in flight (a call sent
-        alone belongs to its caller's task)."""
-        for queue in self._queues.values():
-            for _, answer in queue:
-                answer.cancel()
+        """Cancel the calls in flight; their requests are cancelled."""
         for sender in list(self._senders):
             sender.cancel()
         await asyncio.gather(*self._senders, return_exceptions=True)
