@@ -94,6 +94,16 @@ QUERIES = (
 HISTORY = 30
 DEMO_DIM = 64  # the demo user encoder's width
 MODEL_PROBE = "bench-model-probe"
+RUN_USERS = f"bench-{random.Random().getrandbits(32):08x}-"
+"""This run's users: new on a kept ``--state-dir`` too, so that each run measures histories
+of ``HISTORY`` clicks (topping up the same users run after run grew their histories past
+what the state keeps, and every state read then scanned their older events as well)."""
+
+
+def bench_user(n: int) -> str:
+    return f"{RUN_USERS}{n}"
+
+
 # A channel that opens its own TCP connection (gRPC shares one per target otherwise), so
 # SO_REUSEPORT can hand it to another worker.
 OWN_CONNECTION = [("grpc.use_local_subchannel_pool", 1)]
@@ -171,7 +181,7 @@ async def feedback_stream(
     next_at = time.perf_counter()
     while True:
         batch = [
-            Event(rng.choice(catalogue), "click", user_id=f"bench-{rng.randrange(users)}")
+            Event(rng.choice(catalogue), "click", user_id=bench_user(rng.randrange(users)))
             for _ in range(FEEDBACK_BATCH)
         ]
         sent[0] += (await client.log_feedback(batch)).accepted
@@ -211,7 +221,7 @@ async def measure(
         catalogue = (await client.recommend("bench-probe", k=1000)).item_ids
         for u in range(users if seed_histories else 0):
             picks = rng.sample(catalogue, HISTORY)
-            await client.log_feedback([Event(i, "click", user_id=f"bench-{u}") for i in picks])
+            await client.log_feedback([Event(i, "click", user_id=bench_user(u)) for i in picks])
         encoders = TritonEncoders(settings.triton_grpc_url, timeout_ms=10_000)
         length = 50
         tokens = np.array([rng.randrange(1, 300) for _ in range(length)], np.int64)
@@ -243,24 +253,24 @@ async def measure(
 
         async def recommend(n: int) -> bool:
             caller = callers[n % len(callers)]
-            return (await caller.recommend(f"bench-{n % users}", k=10)).degraded
+            return (await caller.recommend(bench_user(n % users), k=10)).degraded
 
         run_id = random.Random().getrandbits(32)  # new texts even on a kept --state-dir
 
         async def new_query(n: int) -> bool:
             text = f"{QUERIES[n % len(QUERIES)]} {run_id} {n}"  # never asked before
-            return (await client.recommend(f"bench-{n % users}", k=10, query=text)).degraded
+            return (await client.recommend(bench_user(n % users), k=10, query=text)).degraded
 
         async def cached_query(n: int) -> bool:
             text = QUERIES[n % len(QUERIES)]
-            return (await client.recommend(f"bench-{n % users}", k=10, query=text)).degraded
+            return (await client.recommend(bench_user(n % users), k=10, query=text)).degraded
 
         for n in range(50):  # warm-up (and every cached query asked once)
             await bare(0)
             await recommend(n)
             await cached_query(n)
         if index_items:  # the server builds it once it follows the version
-            version = int((await client.recommend("bench-0", k=1)).model_version)
+            version = int((await client.recommend(bench_user(0), k=1)).model_version)
             for _ in range(3000):
                 if index_built(settings, index_items, version):
                     break
@@ -367,7 +377,7 @@ async def measure_switch(
     async with AsyncRecsysClient(settings.grpc_target, timeout_s=10) as client:
 
         async def recommend(n: int) -> bool:
-            answer = await client.recommend(f"bench-{n % users}", k=10)
+            answer = await client.recommend(bench_user(n % users), k=10)
             versions[answer.model_version] += 1
             return answer.degraded
 
