@@ -32,6 +32,19 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
+async def in_flight(
+    max_batch: int, *queued: int
+) -> tuple[GatedSend, CallCoalescer[str, int, int], asyncio.Future[int], list[asyncio.Future[int]]]:
+    """A coalescer whose call for 1 is in flight, and the requests for ``queued`` behind it."""
+    send = GatedSend()
+    coalescer = CallCoalescer(send, max_batch=max_batch)
+    first = asyncio.ensure_future(coalescer.submit("v1", 1))
+    await settle()
+    waiting = [asyncio.ensure_future(coalescer.submit("v1", n)) for n in queued]
+    await settle()
+    return send, coalescer, first, waiting
+
+
 async def test_a_lone_request_is_sent_at_once_and_alone():
     send = GatedSend()
     send.gate.set()
@@ -41,12 +54,7 @@ async def test_a_lone_request_is_sent_at_once_and_alone():
 
 
 async def test_requests_that_arrive_during_a_call_share_the_next_each_with_its_answer():
-    send = GatedSend()
-    coalescer = CallCoalescer(send, max_batch=8)
-    first = asyncio.ensure_future(coalescer.submit("v1", 1))
-    await settle()
-    queued = [asyncio.ensure_future(coalescer.submit("v1", n)) for n in (2, 3, 4)]
-    await settle()
+    send, _, first, queued = await in_flight(8, 2, 3, 4)
     assert send.calls == [("v1", [1])]  # the others wait for the call in flight
     send.gate.set()
     assert await first == 10
@@ -67,12 +75,7 @@ async def test_keys_never_share_a_call_and_a_batch_holds_at_most_max_batch():
 
 
 async def test_a_failed_call_fails_the_requests_it_carried_only():
-    send = GatedSend()
-    coalescer = CallCoalescer(send, max_batch=2)
-    first = asyncio.ensure_future(coalescer.submit("v1", 1))
-    await settle()
-    carried = [asyncio.ensure_future(coalescer.submit("v1", n)) for n in (2, 3)]
-    later = asyncio.ensure_future(coalescer.submit("v1", 4))
+    send, _, first, (*carried, later) = await in_flight(2, 2, 3, 4)
     send.failing = {1}  # the call that carries 2 and 3
     send.gate.set()
     assert await first == 10
@@ -84,13 +87,7 @@ async def test_a_failed_call_fails_the_requests_it_carried_only():
 
 
 async def test_a_request_given_up_by_its_caller_leaves_the_others_answered():
-    send = GatedSend()
-    coalescer = CallCoalescer(send, max_batch=8)
-    first = asyncio.ensure_future(coalescer.submit("v1", 1))
-    await settle()
-    abandoned = asyncio.ensure_future(coalescer.submit("v1", 2))
-    kept = asyncio.ensure_future(coalescer.submit("v1", 3))
-    await settle()
+    send, _, first, (abandoned, kept) = await in_flight(8, 2, 3)
     abandoned.cancel()  # a request past its deadline, while still queued
     send.gate.set()
     assert await first == 10
@@ -99,12 +96,7 @@ async def test_a_request_given_up_by_its_caller_leaves_the_others_answered():
 
 
 async def test_close_cancels_the_call_in_flight_and_the_queued_requests():
-    send = GatedSend()
-    coalescer = CallCoalescer(send, max_batch=1)
-    first = asyncio.ensure_future(coalescer.submit("v1", 1))
-    await settle()
-    queued = [asyncio.ensure_future(coalescer.submit("v1", n)) for n in (2, 3)]
-    await settle()
+    send, coalescer, first, queued = await in_flight(1, 2, 3)
     await coalescer.close()
     for request in (first, *queued):
         with pytest.raises(asyncio.CancelledError):
@@ -113,12 +105,7 @@ async def test_close_cancels_the_call_in_flight_and_the_queued_requests():
 
 
 async def test_the_queued_requests_are_sent_when_the_caller_of_the_call_in_flight_gives_up():
-    send = GatedSend()
-    coalescer = CallCoalescer(send, max_batch=8)
-    first = asyncio.ensure_future(coalescer.submit("v1", 1))
-    await settle()
-    queued = asyncio.ensure_future(coalescer.submit("v1", 2))
-    await settle()
+    send, _, first, (queued,) = await in_flight(8, 2)
     first.cancel()
     send.gate.set()
     assert await queued == 20
